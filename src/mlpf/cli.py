@@ -18,6 +18,7 @@ from mlpf.errors import MlpfError
 
 # Modules that define `register(subparsers)`, in the order of the chain.
 COMMAND_MODULES = (
+    "mlpf.config_cli",  # config validate, config docs
     "mlpf.sim.cli",  # fastsim
     "mlpf.io.cli",  # download (Zenodo)
     "mlpf.data.cli",  # parse, dataset validate

@@ -1,0 +1,63 @@
+# Configuration loading, validation and the functions rules use. Nothing else lives here.
+
+import json
+import sys
+
+from mlpf.config import validate_config
+from mlpf.errors import ConfigError
+
+# Validate before any job is scheduled; a wrong key or type is one line, not a traceback.
+try:
+    config = validate_config(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+except ConfigError as exc:
+    sys.exit(f"Invalid configuration: {exc}")
+
+MODEL = config["model"]["name"]
+TRAIN_SAMPLES = config["samples"]["train"]
+EVAL_SAMPLES = config["samples"]["evaluate"]
+N_TRAIN_SHARDS = config["shards"]["train"]
+N_TEST_SHARDS = config["shards"]["test"]
+ALL_SAMPLES = sorted(set(TRAIN_SAMPLES) | set(EVAL_SAMPLES))
+
+
+wildcard_constraints:
+    sample="(" + "|".join(ALL_SAMPLES) + ")",
+    shard=r"\d+",
+    model=MODEL,
+
+
+def section_json(name):
+    """One config section as compact JSON, passed to `mlpf <stage> --settings` so that a change in one
+    section reruns only the stages that use it."""
+    return json.dumps(config[name], sort_keys=True, separators=(",", ":"))
+
+
+def training_shards():
+    """Shard indices used for training (and the validation split inside training)."""
+    return list(range(N_TRAIN_SHARDS))
+
+
+def test_shards():
+    """Held-out shard indices: the ones after the training range, so no event is both trained on and tested."""
+    return list(range(N_TRAIN_SHARDS, N_TRAIN_SHARDS + N_TEST_SHARDS))
+
+
+def get_training_datasets(wildcards):
+    return expand(
+        "results/datasets/{sample}/{shard}.parquet", sample=TRAIN_SAMPLES, shard=training_shards()
+    )
+
+
+def get_test_datasets(wildcards):
+    return expand(
+        "results/datasets/{sample}/{shard}.parquet", sample=wildcards.sample, shard=test_shards()
+    )
+
+
+def get_final_output():
+    return [
+        "results/plots",
+        *expand("results/metrics/{model}/{sample}.json", model=MODEL, sample=EVAL_SAMPLES),
+        f"results/models/{MODEL}/model.onnx",
+        "results/model_card.md",
+    ]

@@ -1,0 +1,22 @@
+# Parse: one EDM4HEP file -> element features, targets and baseline candidates as one parquet shard.
+
+
+rule parse:
+    input:
+        root="resources/edm4hep/{sample}/{shard}.root",
+    output:
+        parquet="results/datasets/{sample}/{shard}.parquet",
+    log:
+        "logs/parse/{sample}/{shard}.log",
+    benchmark:
+        "benchmarks/parse/{sample}/{shard}.tsv"
+    conda:
+        "../../envs/mlpf.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=section_json("dataset"),
+    shell:
+        "mlpf parse --input {input.root} --output {output.parquet} --settings {params.settings:q} > {log} 2>&1"

@@ -1,0 +1,48 @@
+# Train: the MLPF model on the training shards of the training samples; export it to ONNX.
+
+
+rule train:
+    input:
+        datasets=get_training_datasets,
+    output:
+        checkpoint="results/models/{model}/checkpoint.pt",
+        history="results/models/{model}/history.csv",
+        info="results/models/{model}/model.json",
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/train/{model}.tsv"
+    conda:
+        "../../envs/mlpf.yaml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1,
+    params:
+        model=section_json("model"),
+        training=section_json("training"),
+        dataset=section_json("dataset"),
+        seed=config["seed"],
+        outdir=subpath(output.checkpoint, parent=True),
+    shell:
+        "mlpf train --train {input.datasets} --model-settings {params.model:q}"
+        " --settings {params.training:q} --dataset-settings {params.dataset:q} --seed {params.seed}"
+        " --threads {threads} --output-dir {params.outdir} > {log} 2>&1"
+
+
+rule export_onnx:
+    input:
+        checkpoint=rules.train.output.checkpoint,
+    output:
+        onnx="results/models/{model}/model.onnx",
+    log:
+        "logs/export/{model}.log",
+    conda:
+        "../../envs/mlpf.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "mlpf export --checkpoint {input.checkpoint} --output {output.onnx} > {log} 2>&1"

@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "mlpf.config_cli",  # config validate, config docs
     "mlpf.sim.cli",  # fastsim
     "mlpf.io.cli",  # download (Zenodo)
-    "mlpf.data.cli",  # parse, dataset validate
+    "mlpf.data.cli",  # parse, dataset-validate
     "mlpf.model.cli",  # train, infer, export
     "mlpf.evaluate.cli",  # evaluate, plots, model-card
 )
@@ -30,12 +30,16 @@ COMMAND_MODULES = (
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """The two ways a stage receives its config section: JSON from a rule, or a whole config file."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--settings", metavar="JSON", help="this stage's config section as JSON (as rules pass it)")
+    group.add_argument(
+        "--settings", metavar="JSON", help="this stage's config section as JSON (as rules pass it)"
+    )
     group.add_argument("--config", metavar="YAML", help="a whole config file; this stage's section is used")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlpf", description="Machine-learned particle-flow workflow stages.")
+    parser = argparse.ArgumentParser(
+        prog="mlpf", description="Machine-learned particle-flow workflow stages."
+    )
     parser.add_argument("--version", action="version", version=f"mlpf {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
@@ -57,10 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except MlpfError as exc:
-        print(f"mlpf {args.command}: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"mlpf {args.command}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        print(f"mlpf {args.command}: interrupted", file=sys.stderr)
+        sys.stderr.write(f"mlpf {args.command}: interrupted\n")
         return 130
 
 

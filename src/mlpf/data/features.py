@@ -1,0 +1,120 @@
+"""Element features X: 17 float32 columns per track or cluster, defined once (upstream-mlpf.md section 3).
+
+The column order is upstream's `get_edm4hep_x_features` (identical in the paper, v2.x and HEAD); tracks and
+clusters share the matrix, each with its own meaning per column, zero-padded to 17. All functions here work on
+flat numpy arrays (one row per element across many events), so they are vectorised over events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Element types (upstream ELEM_TYPES): 0 padding, 1 track, 2 cluster.
+ELEM_TYPE_TRACK = 1
+ELEM_TYPE_CLUSTER = 2
+
+TRACK_FEATURES = (
+    "type", "pt", "eta", "sin_phi", "cos_phi", "p", "chi2", "ndf", "dEdx", "dEdxError",
+    "radiusOfInnermostHit", "tanLambda", "D0", "omega", "Z0", "time", "pad",
+)  # fmt: skip
+CLUSTER_FEATURES = (
+    "type", "et", "eta", "sin_phi", "cos_phi", "energy", "position.x", "position.y", "position.z", "iTheta",
+    "energy_ecal", "energy_hcal", "energy_other", "num_hits", "sigma_x", "sigma_y", "sigma_z",
+)  # fmt: skip
+# Column names of X: shared names where tracks and clusters agree, `track/cluster` where they differ.
+ELEMENT_FEATURES = tuple(
+    t if t == c else f"{t}/{c}" for t, c in zip(TRACK_FEATURES, CLUSTER_FEATURES, strict=True)
+)
+N_FEATURES = len(ELEMENT_FEATURES)  # 17
+COL_TYPE, COL_PT, COL_ETA, COL_SIN_PHI, COL_COS_PHI, COL_ENERGY = 0, 1, 2, 3, 4, 5
+
+# Helix curvature -> transverse momentum: pt [GeV] = 3e-4 * |B [T] / omega [1/mm]| (upstream track_pt).
+PT_PER_TESLA_MM = 3e-4
+# Solenoid field per detector (upstream mlpf/conf.py EDM4HEP.DETECTORS; CLIC_o3_v14 4 T, CLD_o2 2 T).
+DETECTOR_BFIELD_TESLA = {"clic": 4.0, "cld": 2.0}
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """NaN/inf -> 0, as upstream does for every feature."""
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _eta_from_theta(theta: np.ndarray) -> np.ndarray:
+    """eta = -ln tan(theta/2), 0 where tan(theta/2) <= 0 (upstream)."""
+    tan_half = np.tan(theta / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(tan_half > 0, -np.log(np.where(tan_half > 0, tan_half, 1.0)), 0.0)
+
+
+def track_features(
+    *,
+    omega: np.ndarray,
+    phi: np.ndarray,
+    tan_lambda: np.ndarray,
+    d0: np.ndarray,
+    z0: np.ndarray,
+    time: np.ndarray,
+    chi2: np.ndarray,
+    ndf: np.ndarray,
+    dedx: np.ndarray,
+    dedx_error: np.ndarray,
+    radius_innermost_hit: np.ndarray,
+    bfield_tesla: float,
+) -> np.ndarray:
+    """X rows of tracks from their state at the IP; shape [n, 17] float32."""
+    omega = omega.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pt = PT_PER_TESLA_MM * np.abs(bfield_tesla / omega)
+        px, py, pz = np.cos(phi) * pt, np.sin(phi) * pt, tan_lambda * pt
+        p = np.sqrt(px**2 + py**2 + pz**2)
+        theta = np.arccos(pz / p)
+    eta = _eta_from_theta(theta)
+    columns = [
+        np.full(len(omega), ELEM_TYPE_TRACK, dtype=np.float64), pt, eta, np.sin(phi), np.cos(phi), p, chi2, ndf,
+        dedx, dedx_error, radius_innermost_hit, tan_lambda, d0, omega, z0, time, np.zeros(len(omega)),
+    ]  # fmt: skip
+    return _finite(np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)).astype(np.float32)
+
+
+def cluster_features(
+    *,
+    energy: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    itheta: np.ndarray,
+    phi: np.ndarray,
+    hit_cluster: np.ndarray,
+    hit_energy: np.ndarray,
+    hit_subdetector: np.ndarray,
+    hit_position: np.ndarray,
+) -> np.ndarray:
+    """X rows of clusters; hit arrays are flat (one row per cluster-hit pair, `hit_cluster` = cluster row).
+
+    Subdetector energies and hit counts are sums over the cluster's hits; sigma_x/y/z are the energy-weighted
+    standard deviations of hit positions (upstream from v2.2.0, PR #345).
+    """
+    n = len(energy)
+    energy = energy.astype(np.float64)
+    itheta = itheta.astype(np.float64)
+    et = np.sqrt(np.maximum(energy**2 - (energy * np.cos(itheta)) ** 2, 0.0))
+    eta = _eta_from_theta(itheta)
+    sub_e = np.zeros((n, 3))
+    e_hit = hit_energy.astype(np.float64)
+    np.add.at(sub_e, (hit_cluster, np.clip(hit_subdetector, 0, 2)), e_hit)
+    num_hits = np.bincount(hit_cluster, minlength=n).astype(np.float64)
+    w_sum = np.bincount(hit_cluster, weights=e_hit, minlength=n)
+    sigmas = []
+    for axis in range(3):
+        pos = hit_position[:, axis].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.bincount(hit_cluster, weights=e_hit * pos, minlength=n) / w_sum
+            var = (
+                np.bincount(hit_cluster, weights=e_hit * (pos - mean[hit_cluster]) ** 2, minlength=n) / w_sum
+            )
+        sigmas.append(np.sqrt(np.maximum(var, 0.0)))
+    columns = [
+        np.full(n, ELEM_TYPE_CLUSTER, dtype=np.float64), et, eta, np.sin(phi), np.cos(phi), energy, x, y, z, itheta,
+        sub_e[:, 0], sub_e[:, 1], sub_e[:, 2], num_hits, *sigmas,
+    ]  # fmt: skip
+    return _finite(np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)).astype(np.float32)

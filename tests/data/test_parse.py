@@ -1,0 +1,226 @@
+"""`mlpf parse` on the real fixture files: contract layout, conservation, corrupt inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from mlpf.data import targets
+from mlpf.data.features import COL_PT, N_FEATURES
+from mlpf.data.parse import ENERGY_TOLERANCE_GEV, parse_file, read_metadata
+from mlpf.errors import InputFileError
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "edm4hep"
+CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
+LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
+CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
+
+pytestmark = pytest.mark.skipif(not CLD.is_file(), reason="real EDM4HEP fixtures not available")
+
+
+@pytest.fixture(scope="module")
+def cld_shard(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cld") / "0.parquet"
+    record = parse_file(CLD, out, {"target": "paper"})
+    return out, record
+
+
+def test_contract_types(cld_shard):
+    out, _ = cld_shard
+    events = ak.from_parquet(out)
+    assert str(events.type.content) == (
+        "{X: var * 17 * float32, ytarget: var * 7 * float32, ycand: var * 7 * float32, "
+        "truth: var * {pt: float32, eta: float32, phi: float32, energy: float32, pdg: int32}, genmet: float32}"
+    )
+    assert len(events) == 1
+    assert len(events.X[0]) == 24 + 48  # tracks then clusters
+    assert ak.to_numpy(events.X[0])[:, 0].tolist() == [1] * 24 + [2] * 48
+
+
+def test_metadata_provenance(cld_shard):
+    out, record = cld_shard
+    meta = read_metadata(out)
+    assert meta == record
+    assert meta["layout"] == "idtable"
+    assert meta["detector"] == "cld"
+    assert meta["bfield_tesla"] == 2.0
+    assert meta["settings"]["target"] == "paper"
+    assert meta["element_features"][0] == "type"
+    assert len(meta["element_features"]) == N_FEATURES
+    assert "mlpf_version" in meta
+
+
+def test_targets_conserve_energy_and_are_unique(cld_shard):
+    out, record = cld_shard
+    s = record["stats"]
+    assert (
+        s["visible_particles"]
+        == s["matched_to_track"] + s["matched_to_cluster"] + s["merged_particles"] + s["dropped_particles"]
+    )
+    assert s["target_energy"] == pytest.approx(s["kept_energy"], abs=ENERGY_TOLERANCE_GEV)
+    events = ak.from_parquet(out)
+    y = ak.to_numpy(events.ytarget[0])
+    # Each target particle sits on one element: no two rows carry the same (energy, pt) particle.
+    rows = {tuple(r) for r in y[y[:, 0] > 0]}
+    assert len(rows) == int((y[:, 0] > 0).sum())
+    # Targets on tracks are charged with the track's charge sign; on clusters neutral.
+    X = ak.to_numpy(events.X[0])
+    assert np.all(y[(X[:, 0] == 2), 1] == 0)
+    assert np.all(np.abs(y[(X[:, 0] == 1) & (y[:, 0] > 0), 1]) == 1)
+    # Physics: a track's target pt matches the track pt (2 T) for most tracks.
+    with_target = (X[:, 0] == 1) & (y[:, 0] > 0)
+    ratio = y[with_target, 2] / X[with_target, COL_PT]
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.02)
+
+
+def test_candidates_reproduce_pandora_pfo_energy(cld_shard):
+    out, record = cld_shard
+    with uproot.open(CLD) as f:
+        pdg = f["events"]["PandoraPFOs.PDG"].array()[0]
+        energy = f["events"]["PandoraPFOs.energy"].array()[0]
+    expected = float(ak.sum(energy[pdg != 0]))
+    ycand = ak.to_numpy(ak.from_parquet(out).ycand[0])
+    assert record["stats"]["pfos_unplaced"] == 0
+    assert ycand[:, 6].sum() == pytest.approx(expected, rel=1e-5)
+    assert (ycand[:, 0] > 0).sum() == int(ak.sum(pdg != 0))
+
+
+def test_truth_and_genmet(cld_shard):
+    out, _ = cld_shard
+    events = ak.from_parquet(out)
+    with uproot.open(CLD) as f:
+        t = f["events"]
+        status = ak.to_numpy(t["MCParticles.generatorStatus"].array()[0])
+        pdg = ak.to_numpy(t["MCParticles.PDG"].array()[0])
+        px, py = (ak.to_numpy(t[f"MCParticles.momentum.{a}"].array()[0]) for a in "xy")
+    sel = (status == 1) & ~np.isin(np.abs(pdg), (12, 14, 16))
+    assert len(events.truth[0]) == sel.sum()
+    assert float(events.genmet[0]) == pytest.approx(np.hypot(px[sel].sum(), py[sel].sum()), rel=1e-4)
+
+
+def test_wrong_field_breaks_track_target_agreement(tmp_path):
+    out = tmp_path / "clic_field.parquet"
+    parse_file(CLD, out, {"detector": "clic"})
+    events = ak.from_parquet(out)
+    X, y = ak.to_numpy(events.X[0]), ak.to_numpy(events.ytarget[0])
+    with_target = (X[:, 0] == 1) & (y[:, 0] > 0)
+    assert np.median(y[with_target, 2] / X[with_target, COL_PT]) == pytest.approx(0.5, abs=0.02)
+    assert read_metadata(out)["bfield_source"] == "config"
+
+
+def test_v2_targets_at_least_as_many_visible(cld_shard, tmp_path):
+    _, paper = cld_shard
+    v2 = parse_file(CLD, tmp_path / "v2.parquet", {"target": "v2"})
+    assert v2["stats"]["visible_particles"] >= paper["stats"]["visible_particles"]
+    assert v2["stats"]["target_energy"] == pytest.approx(v2["stats"]["kept_energy"], abs=ENERGY_TOLERANCE_GEV)
+
+
+def test_deterministic_bytes(cld_shard, tmp_path):
+    out, _ = cld_shard
+    again = tmp_path / "0.parquet"
+    parse_file(CLD, again, {"target": "paper"})
+    assert pq.read_table(again).equals(pq.read_table(out))
+
+
+def test_legacy_photon_gun(tmp_path):
+    out = tmp_path / "legacy.parquet"
+    record = parse_file(LEGACY, out, {})
+    events = ak.from_parquet(out)
+    assert len(events) == 3
+    assert record["layout"] == "legacy"
+    assert record["pfo_collection"] == "MergedRecoParticles"
+    y = ak.to_numpy(ak.flatten(events.ytarget))
+    assert y[:, 0].tolist() == [targets.CLASS_NAMES.index("photon")] * 3
+    assert record["stats"]["target_energy"] == pytest.approx(record["stats"]["visible_energy"], rel=1e-5)
+
+
+def test_sim_only_file_fails_without_output(tmp_path):
+    out = tmp_path / "sim.parquet"
+    with pytest.raises(InputFileError, match="SiTracks_Refitted"):
+        parse_file(CLIC_SIM, out, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_file_fails_without_output(tmp_path):
+    truncated = tmp_path / "truncated.root"
+    truncated.write_bytes(CLD.read_bytes()[: int(CLD.stat().st_size * 0.6)])
+    out = tmp_path / "out" / "t.parquet"
+    with pytest.raises(InputFileError) as err:
+        parse_file(truncated, out, {})
+    assert "\n" not in str(err.value)
+    assert not out.exists()
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no temporary left behind
+
+
+def _cld_collections():
+    from mlpf.io.edm4hep.reader import Edm4hepFile
+
+    with Edm4hepFile(CLD) as f:
+        return f.read(0, f.n_events)
+
+
+def test_zero_energy_clusters_and_empty_events_are_skipped_and_counted():
+    from dataclasses import replace
+
+    from mlpf.data.parse import ParseStats, process_chunk
+
+    ev = _cld_collections()
+    energy = ak.to_numpy(ev.clusters.energy[0]).copy()
+    energy[:5] = 0.0
+    clusters = ak.with_field(ev.clusters, ak.Array([energy]), "energy")
+    # Append an empty event: the same event with every collection cut to zero length.
+    fields = ("mc", "tracks", "clusters", "hits", "pfos", "calo_links", "track_links")
+    source = replace(ev, clusters=clusters)
+    arrays = {name: ak.concatenate([getattr(source, name), getattr(source, name)[:, :0]]) for name in fields}
+    with_empty = replace(source, n_events=2, **arrays)
+    stats = ParseStats()
+    events = process_chunk(with_empty, targets.TARGET_DEFINITIONS["paper"], 2.0, stats)
+    assert len(events) == 1
+    assert stats.counts["events_skipped_empty"] == 1
+    assert stats.counts["clusters_skipped_zero_energy"] == 5
+    X = ak.to_numpy(events.X[0])
+    assert len(X) == 24 + 48 - 5
+    assert np.all(np.isfinite(X))
+    assert stats.counts["target_energy"] == pytest.approx(
+        stats.counts["kept_energy"], abs=ENERGY_TOLERANCE_GEV
+    )
+
+
+SYNTHETIC = FIXTURES / "synthetic_edm4hep1.0_podio1.7_3evt.edm4hep.root"
+# The EDM4hep example file names each collection after its type.
+SYNTHETIC_COLLECTIONS = {
+    "mc_particles": "MCParticleCollection",
+    "tracks": "TrackCollection",
+    "track_dqdx": "RecDqdxCollection",
+    "clusters": "ClusterCollection",
+    "pfos": "ReconstructedParticleCollection",
+    "calo_link": "CaloHitMCParticleLinkCollection",
+    "track_link": "TrackMCParticleLinkCollection",
+    "calo_hits": ["CalorimeterHitCollection"],
+}
+
+
+def test_podio17_file_with_renamed_collections(tmp_path):
+    out = tmp_path / "synthetic.parquet"
+    record = parse_file(SYNTHETIC, out, {"collections": SYNTHETIC_COLLECTIONS})
+    assert record["layout"] == "typeinfo"
+    events = ak.from_parquet(out)
+    with uproot.open(SYNTHETIC) as f:
+        t = f["events"]
+        i_phi = ak.to_numpy(ak.flatten(t["ClusterCollection.iPhi"].array()))  # EDM4hep 1.0 name of phi
+        energy = ak.to_numpy(ak.flatten(t["ClusterCollection.energy"].array()))
+        omega = t["_TrackCollection_trackStates.omega"].array()
+        begin = t["TrackCollection.trackStates_begin"].array()
+        pfo_e = float(ak.sum(t["ReconstructedParticleCollection.energy"].array()))
+    X = ak.to_numpy(ak.flatten(events.X, axis=1))
+    clusters, tracks = X[X[:, 0] == 2], X[X[:, 0] == 1]
+    np.testing.assert_array_equal(clusters[:, 5], energy)
+    np.testing.assert_allclose(clusters[:, 3], np.sin(i_phi), rtol=1e-6)
+    first_omega = [float(o[b[0]]) for o, b in zip(omega, begin, strict=True)]
+    np.testing.assert_allclose(tracks[:, 13], first_omega)
+    assert record["stats"]["candidate_energy"] == pytest.approx(pfo_e)

@@ -1,6 +1,14 @@
 # Train: the MLPF model on the training shards of the training samples; export it to ONNX.
 
 
+def torchrun_launcher(wildcards, resources):
+    """`torchrun ... --no-python ` when the job holds several GPUs (data-parallel, one process per GPU)."""
+    n_gpus = int(resources.get("gpu", 0) or 0)
+    if n_gpus > 1:
+        return f"torchrun --standalone --nnodes=1 --nproc_per_node={n_gpus} --no-python "
+    return ""
+
+
 rule train:
     input:
         datasets=get_training_datasets,
@@ -25,8 +33,9 @@ rule train:
         dataset=section_json("dataset"),
         seed=config["seed"],
         outdir=subpath(output.checkpoint, parent=True),
+        launcher=torchrun_launcher,
     shell:
-        "mlpf train --train {input.datasets} --model-settings {params.model:q}"
+        "{params.launcher}mlpf train --train {input.datasets} --model-settings {params.model:q}"
         " --settings {params.training:q} --dataset-settings {params.dataset:q} --seed {params.seed}"
         " --threads {threads} --output-dir {params.outdir} > {log} 2>&1"
 

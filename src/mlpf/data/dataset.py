@@ -1,0 +1,234 @@
+"""Torch dataset over parsed parquet shards (docs/contracts.md sections 2 and 3).
+
+Each shard is read on first use (only the columns training needs) and kept as flat float32 arrays with
+event offsets, so an event is two slices, not an awkward record. Events are split reproducibly into training
+and validation sets from the seed, and a size-bucketed batch sampler groups events of similar length so that
+padding stays small (the paper's TF pipeline bucketed by length, upstream section 8.4).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from mlpf.data.features import N_FEATURES
+from mlpf.data.targets import PARTICLE_COLUMNS
+from mlpf.errors import InputFileError
+
+# Contract section 2: element features and particle rows.
+N_PARTICLE_COLUMNS = len(PARTICLE_COLUMNS)
+TENSOR_FIELDS = ("X", "ytarget", "ycand")
+REQUIRED_FIELDS = ("X", "ytarget", "ycand")
+FIELD_WIDTHS = {"X": N_FEATURES, "ytarget": N_PARTICLE_COLUMNS, "ycand": N_PARTICLE_COLUMNS}
+
+# Size bucketing: events are shuffled, cut into pools of this many batches, sorted by length inside a pool and
+# batched, so batches hold events of similar size while the epoch order stays random.
+BUCKET_POOL_BATCHES = 32
+
+
+class _Shard:
+    """One parquet file: row count known up front, arrays read on first access."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (OSError, ValueError) as exc:
+            raise InputFileError(f"not a readable parquet file ({type(exc).__name__})", path=path) from None
+        self.n_events = meta.num_rows
+        names = set(pq.read_schema(path).names)
+        missing = [f for f in REQUIRED_FIELDS if f not in names]
+        if missing:
+            raise InputFileError(
+                f"missing field(s) {', '.join(missing)} (see docs/contracts.md section 2)", path=path
+            )
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._offsets: np.ndarray | None = None
+
+    def _load(self) -> None:
+        events = ak.from_parquet(self.path, columns=list(TENSOR_FIELDS))
+        counts = ak.to_numpy(ak.num(events["X"], axis=1)).astype(np.int64)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        arrays = {}
+        for name in TENSOR_FIELDS:
+            flat = ak.flatten(events[name], axis=1)
+            try:
+                arr = np.asarray(ak.to_numpy(flat), dtype=np.float32)
+            except ValueError:
+                raise InputFileError(
+                    f"field {name} rows are not all the same width", path=self.path
+                ) from None
+            if len(flat) == 0:
+                arr = np.zeros((0, FIELD_WIDTHS[name]), dtype=np.float32)
+            if arr.ndim != 2 or arr.shape[1] != FIELD_WIDTHS[name]:
+                raise InputFileError(
+                    f"field {name} must have {FIELD_WIDTHS[name]} columns, found shape {arr.shape}",
+                    path=self.path,
+                )
+            arrays[name] = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        self._arrays, self._offsets = arrays, offsets
+
+    @property
+    def offsets(self) -> np.ndarray:
+        if self._offsets is None:
+            self._load()
+        assert self._offsets is not None
+        return self._offsets
+
+    def event(self, i: int) -> dict[str, np.ndarray]:
+        offsets = self.offsets
+        assert self._arrays is not None
+        lo, hi = offsets[i], offsets[i + 1]
+        return {name: arr[lo:hi] for name, arr in self._arrays.items()}
+
+
+class ParquetEventDataset(torch.utils.data.Dataset):
+    """Events of one or more parquet shards, indexed globally in file order.
+
+    `indices` restricts the dataset to a subset of the global event numbers (e.g. the validation split).
+    """
+
+    def __init__(self, paths: Sequence[str | Path], indices: np.ndarray | None = None) -> None:
+        if not paths:
+            raise InputFileError("no input parquet files given")
+        self.shards: list[_Shard] = []
+        for p in paths:
+            path = Path(p)
+            if not path.is_file():
+                raise InputFileError("dataset file does not exist", path=path)
+            self.shards.append(_Shard(path))
+        counts = np.array([s.n_events for s in self.shards], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(counts)])
+        self.n_total = int(self._starts[-1])
+        self.indices = np.arange(self.n_total) if indices is None else np.asarray(indices, dtype=np.int64)
+        self._sizes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _locate(self, global_index: int) -> tuple[_Shard, int]:
+        k = int(np.searchsorted(self._starts, global_index, side="right") - 1)
+        return self.shards[k], int(global_index - self._starts[k])
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        shard, local = self._locate(int(self.indices[i]))
+        return shard.event(local)
+
+    def subset(self, indices: np.ndarray) -> ParquetEventDataset:
+        """A view over the given global event numbers sharing the loaded shards."""
+        view = object.__new__(ParquetEventDataset)
+        view.shards, view._starts, view.n_total = self.shards, self._starts, self.n_total
+        view.indices = np.asarray(indices, dtype=np.int64)
+        view._sizes = None
+        return view
+
+    def sizes(self) -> np.ndarray:
+        """Number of elements of each event of this dataset (loads the shards)."""
+        if self._sizes is None:
+            all_sizes = np.concatenate([np.diff(s.offsets) for s in self.shards])
+            self._sizes = all_sizes[self.indices]
+        return self._sizes
+
+
+def train_validation_split(
+    n_events: int, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reproducible split of event numbers 0..n-1: a seeded permutation, the first fraction is validation.
+
+    At least one event stays in training; validation is empty only if the fraction is 0.
+    """
+    rng = np.random.default_rng([seed, 0x5B1D])
+    perm = rng.permutation(n_events)
+    n_val = round(validation_fraction * n_events)
+    if validation_fraction > 0:
+        n_val = min(max(n_val, 1), n_events - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches of `batch_size` events of similar size, reshuffled per epoch from (seed, epoch).
+
+    For distributed training each rank takes every `world_size`-th batch; the batch count is cut to a
+    multiple of `world_size` so that all ranks step together.
+    """
+
+    def __init__(
+        self,
+        sizes: np.ndarray,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.sizes = np.asarray(sizes)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.sizes)
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch, 0xB0C7])
+            order = rng.permutation(n)
+        else:
+            rng, order = None, np.arange(n)
+        pool = self.batch_size * BUCKET_POOL_BATCHES
+        batches: list[list[int]] = []
+        for lo in range(0, n, pool):
+            chunk = order[lo : lo + pool]
+            chunk = chunk[np.argsort(self.sizes[chunk], kind="stable")]
+            batches.extend(
+                chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)
+            )
+        if rng is not None:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.world_size > 1:
+            usable = len(batches) - len(batches) % self.world_size
+            batches = batches[:usable][self.rank :: self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        n_batches = -(-len(self.sizes) // self.batch_size) if len(self.sizes) else 0
+        if self.world_size > 1:
+            return n_batches // self.world_size
+        return n_batches
+
+
+def collate(events: Sequence[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Pad a list of events to the longest one (contract section 3)."""
+    n_max = max(1, *(len(e["X"]) for e in events))
+    batch: dict[str, torch.Tensor] = {}
+    for name in TENSOR_FIELDS:
+        out = np.zeros((len(events), n_max, FIELD_WIDTHS[name]), dtype=np.float32)
+        for i, e in enumerate(events):  # one copy per event: a handful per batch
+            out[i, : len(e[name])] = e[name]
+        batch[name] = torch.from_numpy(out)
+    mask = np.zeros((len(events), n_max), dtype=bool)
+    for i, e in enumerate(events):
+        mask[i, : len(e["X"])] = True
+    batch["mask"] = torch.from_numpy(mask)
+    return batch
+
+
+def read_parquet_metadata(path: str | Path) -> dict[str, Any]:
+    """The `mlpf` key-value metadata of a parquet file (empty if absent)."""
+    raw = pq.read_schema(path).metadata or {}
+    value = raw.get(b"mlpf")
+    return json.loads(value) if value else {}

@@ -1,0 +1,113 @@
+"""`mlpf train`, `mlpf infer`, `mlpf export` subcommands (heavy imports happen inside the handlers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+log = logging.getLogger("mlpf.model")
+
+SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM, the shell convention for a job ended by SIGTERM
+
+
+def _json_section(name: str, text: str | None) -> dict:
+    from mlpf.config import validate_section
+    from mlpf.errors import ConfigError
+
+    if text is None:
+        return validate_section(name, {}, source="defaults")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--{name}-settings is not valid JSON ({exc.msg})") from None
+    return validate_section(name, value, source=f"--{name}-settings")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mlpf.config import load_config, settings_from_cli
+    from mlpf.train import train
+
+    if args.config is not None:
+        config = load_config(args.config)
+        model, training, dataset = config["model"], config["training"], config["dataset"]
+        # explicit JSON sections take precedence over the config file's
+        if args.model_settings is not None:
+            model = _json_section("model", args.model_settings)
+        if args.dataset_settings is not None:
+            dataset = _json_section("dataset", args.dataset_settings)
+        seed = args.seed if args.seed is not None else config["seed"]
+    else:
+        model = _json_section("model", args.model_settings)
+        training = settings_from_cli("training", args.settings, None)
+        dataset = _json_section("dataset", args.dataset_settings)
+        seed = 42 if args.seed is None else args.seed
+    summary = train(
+        args.train,
+        args.output_dir,
+        model,
+        training,
+        dataset,
+        seed=seed,
+        threads=args.threads,
+        resume=args.resume,
+    )
+    if not summary["finished"]:
+        log.error(
+            "stopped (%s) at step %d; resume with --resume", summary["stop_reason"], summary["global_step"]
+        )
+        return SIGTERM_EXIT_CODE if summary["stop_reason"] == "SIGTERM" else 1
+    return 0
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from mlpf.infer import infer
+
+    n = infer(
+        args.checkpoint,
+        args.input,
+        args.output,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    log.info("wrote %d events to %s", n, args.output)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mlpf.export import export_onnx
+
+    export_onnx(args.checkpoint, args.output, opset=args.opset)
+    log.info("wrote %s", args.output)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from mlpf.cli import add_settings_arguments
+
+    p = subparsers.add_parser("train", help="train an MLPF model on parsed parquet shards")
+    p.add_argument("--train", nargs="+", required=True, metavar="PARQUET", help="training shards")
+    add_settings_arguments(p)  # --settings = training section, or --config for a whole config file
+    p.add_argument("--model-settings", metavar="JSON", help="the model config section as JSON")
+    p.add_argument("--dataset-settings", metavar="JSON", help="the dataset config section as JSON")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: config seed or 42)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
+    p.add_argument("--output-dir", required=True, help="directory for checkpoint.pt, history.csv, model.json")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt if it exists")
+    p.set_defaults(handler=_train)
+
+    p = subparsers.add_parser("infer", help="run a trained model over parsed shards, write predictions")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by mlpf train")
+    p.add_argument("--input", nargs="+", required=True, metavar="PARQUET", help="parsed dataset shards")
+    p.add_argument("--output", required=True, help="predictions parquet (contract section 4)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
+    p.add_argument("--batch-size", type=int, default=32, help="events per inference batch")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA if available), cpu, cuda")
+    p.set_defaults(handler=_infer)
+
+    p = subparsers.add_parser("export", help="export a trained model to ONNX")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by mlpf train")
+    p.add_argument("--output", required=True, help="model.onnx")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.set_defaults(handler=_export)

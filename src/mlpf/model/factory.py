@@ -1,0 +1,14 @@
+"""One factory for every MLPF backbone: `build_model(model_settings)`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpf.config import validate_section
+from mlpf.model.mlpf import MLPF
+
+
+def build_model(model_settings: dict[str, Any] | None = None) -> MLPF:
+    """Build the model described by a `model` config section (validated, defaults filled)."""
+    settings = validate_section("model", model_settings or {}, source="model settings")
+    return MLPF(settings)

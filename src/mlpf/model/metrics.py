@@ -1,0 +1,55 @@
+"""Validation metrics computed during training: response IQR / median of events and jets.
+
+The jet metric clusters the predicted, baseline-PF and target particles of the validation events with the
+evaluation stage's jet definition (`mlpf.evaluate.jets`, config `evaluation.jets`), matches each target jet to
+its nearest reconstructed jet and reports IQR / median of pT(reco) / pT(target): the paper's figure of merit
+(arXiv:2309.06782; upstream-mlpf.md section 9), on targets instead of generator particles because the
+validation split carries only element-level rows.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from mlpf.model.targets import Y_CLASS, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PT, Y_SIN_PHI
+
+
+def response_iqr_over_median(reco: np.ndarray, reference: np.ndarray) -> float:
+    """IQR / median of reco / reference over entries with reference > 0 and finite reco (NaN if none)."""
+    ok = (reference > 0) & np.isfinite(reco)
+    if not np.any(ok):
+        return float("nan")
+    ratio = reco[ok] / reference[ok]
+    q25, q50, q75 = np.percentile(ratio, [25, 50, 75])
+    return float((q75 - q25) / q50) if q50 > 0 else float("nan")
+
+
+def _particles(rows: np.ndarray, counts: np.ndarray) -> ak.Array:
+    """Element rows [n, 7] of all events -> per-event `{px, py, pz, E}` of the rows with class > 0."""
+    events = ak.unflatten(rows, counts)
+    events = events[events[..., Y_CLASS] > 0]
+    pt = events[..., Y_PT]
+    return ak.zip(
+        {
+            "px": pt * events[..., Y_COS_PHI],
+            "py": pt * events[..., Y_SIN_PHI],
+            "pz": pt * np.sinh(events[..., Y_ETA]),
+            "E": events[..., Y_ENERGY],
+        }
+    )
+
+
+def jet_response_iqr_over_median(reco_rows: np.ndarray, target_rows: np.ndarray, counts: np.ndarray) -> float:
+    """Jet pT response IQR / median of reco jets matched to target jets (NaN if no jet matched)."""
+    from mlpf.config import validate_section
+    from mlpf.evaluate.jets import JetDefinition, cluster, match, matched_pt
+
+    definition = JetDefinition.from_settings(validate_section("evaluation", {})["jets"])
+    target_jets = cluster(_particles(target_rows, counts), definition)
+    reco_jets = cluster(_particles(reco_rows, counts), definition)
+    index, _ = match(target_jets, reco_jets, definition.match_dr)
+    reco_pt = ak.to_numpy(ak.flatten(matched_pt(reco_jets, index)))
+    return response_iqr_over_median(
+        np.asarray(reco_pt, dtype=np.float64), ak.to_numpy(ak.flatten(target_jets.pt))
+    )

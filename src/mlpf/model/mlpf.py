@@ -1,0 +1,158 @@
+"""The MLPF network: element encoders, two backbone stacks (ID and regression), output heads.
+
+Structure after upstream `mlpf/model/mlpf.py` v2.x (upstream-mlpf.md section 8.1): separate per-element-type
+encoders and stacks for identification and regression, final LayerNorms, a binary particle/no-particle head,
+a 6-class PID head, a charge head, and regression heads whose energy is built so that E >= |p|.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlpf.data.features import N_FEATURES
+from mlpf.model.layers import FFN, LshGraphLayer, SelfAttentionLayer, TypeSplitEncoder, normalise_features
+from mlpf.model.targets import (
+    ELEMENT_TRACK,
+    MIN_REFERENCE,
+    N_CHARGES,
+    N_CLASSES,
+    X_COS_PHI,
+    X_ENERGY,
+    X_ETA,
+    X_PT,
+    X_SIN_PHI,
+    X_TYPE,
+)
+
+LOG2 = 0.6931471805599453
+
+
+def log_cosh(x: torch.Tensor) -> torch.Tensor:
+    """log(cosh x) without overflow: |x| + log1p(exp(-2|x|)) - log 2."""
+    ax = x.abs()
+    return ax + torch.log1p(torch.exp(-2.0 * ax)) - LOG2
+
+
+class TransformerStack(nn.Module):
+    """`num_layers` pre-LN attention layers; the last one is queried by the input embeddings."""
+
+    def __init__(self, s: dict[str, Any]):
+        super().__init__()
+        n = s["num_layers"]
+        self.layers = nn.ModuleList(
+            SelfAttentionLayer(
+                s["width"],
+                s["num_heads"],
+                s["ffn_multiplier"],
+                s["activation"],
+                s["dropout"],
+                external_query=(i == n - 1),
+            )
+            for i in range(n)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        embedding = x
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, query=embedding if i == len(self.layers) - 1 else None)
+        return x
+
+
+class LshStack(nn.Module):
+    """`num_layers` GNN-LSH layers."""
+
+    def __init__(self, s: dict[str, Any]):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            LshGraphLayer(
+                s["width"],
+                s["distance_dim"],
+                s["bin_size"],
+                s["max_num_bins"],
+                s["num_node_messages"],
+                s["ffn_multiplier"],
+                s["activation"],
+                s["dropout"],
+            )
+            for _ in range(s["num_layers"])
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+
+BACKBONES = {"transformer": TransformerStack, "gnn_lsh": LshStack}
+
+
+class TypeSplitHead(nn.Module):
+    """One output FFN per element type (upstream `direct-elemtype-split` for pt and energy)."""
+
+    def __init__(self, n_in: int, n_hidden: int, activation: str, dropout: float):
+        super().__init__()
+        self.track = FFN(n_in, n_hidden, 1, activation, dropout)
+        self.cluster = FFN(n_in, n_hidden, 1, activation, dropout)
+
+    def forward(self, X: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        is_track = X[..., X_TYPE] == ELEMENT_TRACK
+        return torch.where(is_track, self.track(h)[..., 0], self.cluster(h)[..., 0])
+
+
+class MLPF(nn.Module):
+    """Input X [B, N, 17] and mask [B, N] (True = element); outputs (binary [B,N,2], pid [B,N,6],
+    charge [B,N,3], momentum [B,N,5] = log pt ratio, eta, sin phi, cos phi, log E ratio)."""
+
+    def __init__(self, settings: dict[str, Any]):
+        super().__init__()
+        s = settings
+        width, act, drop = s["width"], s["activation"], s["dropout"]
+        backbone = BACKBONES[s["type"]]
+        self.encode_id = TypeSplitEncoder(N_FEATURES, width, act, drop)
+        self.encode_reg = TypeSplitEncoder(N_FEATURES, width, act, drop)
+        self.stack_id = backbone(s)
+        self.stack_reg = backbone(s)
+        self.norm_id = nn.LayerNorm(width)
+        self.norm_reg = nn.LayerNorm(width)
+        hidden = s["head_width"]
+        self.head_binary = FFN(width, hidden, 2, act, drop)
+        self.head_pid = FFN(width, hidden, N_CLASSES, act, drop)
+        self.head_charge = FFN(width, hidden, N_CHARGES, act, drop)
+        n_reg_in = 2 * width + N_FEATURES
+        self.head_pt = TypeSplitHead(n_reg_in, hidden, act, drop)
+        self.head_energy = TypeSplitHead(n_reg_in, hidden, act, drop)
+        # eta, sin phi, cos phi are corrections to the element's own values (upstream `linear` heads).
+        self.head_angles = FFN(n_reg_in, hidden, 3, act, drop)
+
+    def forward(
+        self, X: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        X = X * mask[..., None].to(X.dtype)
+        Xn = normalise_features(X)
+        h_id = self.norm_id(self.stack_id(self.encode_id(X, Xn, mask), mask))
+        h_reg = self.norm_reg(self.stack_reg(self.encode_reg(X, Xn, mask), mask))
+        binary = self.head_binary(h_id)
+        pid = self.head_pid(h_id)
+        charge = self.head_charge(h_id)
+
+        h = torch.cat([h_reg, h_id, Xn], dim=-1)
+        logpt = self.head_pt(X, h)
+        angles = self.head_angles(h)
+        eta = X[..., X_ETA] + angles[..., 0]
+        sin_phi = X[..., X_SIN_PHI] + angles[..., 1]
+        cos_phi = X[..., X_COS_PHI] + angles[..., 2]
+        # E >= |p|: floor = log(|p| / E_elem) from the (detached) predicted pt and eta, |p| = pt cosh(eta);
+        # the head only adds a non-negative amount on top (upstream-mlpf.md section 8.1 item 5).
+        ref_pt = X[..., X_PT].clamp_min(MIN_REFERENCE)
+        ref_e = X[..., X_ENERGY].clamp_min(MIN_REFERENCE)
+        floor = logpt.detach() + torch.log(ref_pt) + log_cosh(eta.detach()) - torch.log(ref_e)
+        floor = torch.where(
+            mask, torch.nan_to_num(floor, nan=0.0, posinf=0.0, neginf=0.0), torch.zeros_like(floor)
+        )
+        logE = floor + nn.functional.softplus(self.head_energy(X, h))
+        momentum = torch.stack([logpt, eta, sin_phi, cos_phi, logE], dim=-1)
+        momentum = momentum * mask[..., None].to(momentum.dtype)
+        return binary, pid, charge, momentum

@@ -1,0 +1,31 @@
+"""Tests of the validation metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlpf.model.metrics import jet_response_iqr_over_median, response_iqr_over_median
+
+from ._synthetic import make_events
+
+
+def test_response_iqr_over_median() -> None:
+    ref = np.array([10.0, 20.0, 30.0, 40.0, 0.0])
+    assert response_iqr_over_median(1.1 * ref, ref) == 0.0  # a pure scale has no spread
+    reco = ref * np.array([0.8, 0.9, 1.1, 1.2, 1.0])
+    assert response_iqr_over_median(reco, ref) > 0.1
+    assert np.isnan(response_iqr_over_median(ref[-1:], ref[-1:]))
+
+
+def test_jet_response_is_zero_for_perfect_and_grows_with_smearing() -> None:
+    events = make_events(20, seed=4, n_min=40, n_max=80)
+    counts = np.asarray(events.X.layout.offsets.data[1:] - events.X.layout.offsets.data[:-1])
+    target = np.asarray(events.ytarget.layout.content.content.data).reshape(-1, 7).copy()
+    assert jet_response_iqr_over_median(target, target, counts) == 0.0
+    rng = np.random.default_rng(0)
+    smeared = target.copy()
+    factor = rng.normal(1.0, 0.3, len(target)).clip(0.1)
+    smeared[:, 2] *= factor
+    smeared[:, 6] *= factor
+    iqr = jet_response_iqr_over_median(smeared, target, counts)
+    assert 0.02 < iqr < 0.5

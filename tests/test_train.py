@@ -1,0 +1,194 @@
+"""Tests of the training loop: outputs, learning, determinism, exact resume, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlpf.cli import main
+from mlpf.errors import MlpfError
+from mlpf.train import load_checkpoint, train
+from model._synthetic import write_parquet
+
+MODEL = {"width": 32, "num_layers": 2, "num_heads": 4, "head_width": 16}
+TRAINING = {"epochs": 3, "batch_size": 8, "learning_rate": 0.003}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("datasets")
+    return [write_parquet(root / "ttbar.parquet", 40, 1), write_parquet(root / "qq.parquet", 24, 2)]
+
+
+def _history(directory: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((directory / "history.csv").read_text().splitlines()))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model_state"]
+
+
+def test_train_writes_outputs_and_learns(shards: list[Path], tmp_path: Path) -> None:
+    summary = train(shards, tmp_path, MODEL, TRAINING, {"validation_fraction": 0.25}, seed=1, threads=1)
+    assert summary["finished"]
+    rows = _history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for col in (
+        "step",
+        "lr",
+        "train_loss",
+        "train_loss_binary",
+        "train_loss_pid",
+        "train_loss_energy",
+        "val_loss",
+        "val_loss_pt",
+        "val_jet_iqr_over_median",
+        "val_jet_iqr_over_median_pf",
+        "elapsed_s",
+    ):
+        assert col in rows[0]
+    assert float(rows[-1]["val_loss"]) < 0.7 * float(rows[0]["train_loss"])
+    assert float(rows[-1]["lr"]) == pytest.approx(0.1 * 0.003)  # cosine decays to min_lr_ratio x peak
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["n_params"] == sum(v.numel() for v in _weights(tmp_path / "checkpoint.pt").values())
+    assert info["n_validation_events"] == 16
+    assert info["hardware"]["threads"] == 1
+
+
+def test_same_seed_same_weights_and_resume_is_exact(shards: list[Path], tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    train(shards, full, MODEL, TRAINING, {}, seed=7, threads=1)
+    again = tmp_path / "again"
+    train(shards, again, MODEL, TRAINING, {}, seed=7, threads=1)
+    a, b = _weights(full / "checkpoint.pt"), _weights(again / "checkpoint.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    part = tmp_path / "part"
+    summary = train(shards, part, MODEL, TRAINING, {}, seed=7, threads=1, stop_after_steps=9)  # mid-epoch 2
+    assert not summary["finished"]
+    assert not (part / "checkpoint.pt").exists()
+    assert load_checkpoint(part / "last.pt")["global_step"] == 9
+    with pytest.raises(MlpfError, match="cannot resume"):
+        train(shards, part, MODEL, TRAINING, {}, seed=8, threads=1, resume=True)
+    summary = train(shards, part, MODEL, TRAINING, {}, seed=7, threads=1, resume=True)
+    assert summary["finished"]
+    c = _weights(part / "checkpoint.pt")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    resumed, uninterrupted = _history(part), _history(full)
+    for row_r, row_u in zip(resumed, uninterrupted, strict=True):  # the same loss curve, except wall time
+        assert {k: v for k, v in row_r.items() if k != "elapsed_s"} == {
+            k: v for k, v in row_u.items() if k != "elapsed_s"
+        }
+
+
+def test_cli_train_and_bad_settings(
+    shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "m"
+    rc = main(
+        [
+            "train",
+            "--train",
+            *map(str, shards),
+            "--model-settings",
+            json.dumps({"type": "gnn_lsh", **MODEL}),
+            "--settings",
+            json.dumps({"epochs": 1, "batch_size": 16}),
+            "--dataset-settings",
+            "{}",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    assert load_checkpoint(out / "checkpoint.pt")["model_settings"]["type"] == "gnn_lsh"
+    rc = main(["train", "--train", str(shards[0]), "--settings", '{"epochz": 1}', "--output-dir", str(out)])
+    assert rc == 2
+    assert "did you mean 'epochs'" in capsys.readouterr().err
+
+
+def test_bf16_autocast_trains_with_float32_weights(shards: list[Path], tmp_path: Path) -> None:
+    training = {**TRAINING, "epochs": 2, "precision": "bf16"}
+    summary = train(shards, tmp_path, MODEL, training, {}, seed=1, threads=1)
+    assert summary["finished"]
+    rows = _history(tmp_path)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    weights = _weights(tmp_path / "checkpoint.pt")
+    assert all(v.dtype == torch.float32 for v in weights.values())
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(shards: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlpf.cli",
+        "train",
+        "--train",
+        *map(str, shards),
+        "--model-settings",
+        json.dumps(MODEL),
+        "--settings",
+        json.dumps({**TRAINING, "epochs": 200, "checkpoint_every": 5}),
+        "--threads",
+        "1",
+        "--output-dir",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped (SIGTERM)" in err
+    state = load_checkpoint(out / "last.pt")
+    assert 0 < state["global_step"] < 200 * 7
+    assert not (out / "checkpoint.pt").exists()
+    assert not list(out.glob(".*tmp*"))  # no half-written files left behind
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(shards: list[Path], tmp_path: Path) -> None:
+    """DDP with gloo: each rank takes half of the batches, rank 0 writes the outputs."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mlpf.cli",
+        "train",
+        "--train",
+        *map(str, shards),
+        "--model-settings",
+        json.dumps(MODEL),
+        "--settings",
+        json.dumps({**TRAINING, "epochs": 2}),
+        "--threads",
+        "1",
+        "--output-dir",
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["hardware"]["world_size"] == 2
+    # 48 training events, batches of 8 -> 6 batches per epoch, 3 per rank
+    assert info["steps"] == 2 * 3
+    assert float(_history(tmp_path)[-1]["train_loss"]) < float(_history(tmp_path)[0]["train_loss"])

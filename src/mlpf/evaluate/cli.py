@@ -1,0 +1,76 @@
+"""`mlpf evaluate`, `mlpf plots` and `mlpf model-card`: physics metrics, figures and the model card.
+
+Only argparse is imported here so that `mlpf --help` stays instant; the handlers import the heavy libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mlpf.config import settings_from_cli
+
+    from .evaluation import check_settings, run
+
+    settings = check_settings(settings_from_cli("evaluation", args.settings, args.config))
+    run(args.predictions, args.sample, args.model, settings, args.metrics, args.responses)
+    return 0
+
+
+def _plots(args: argparse.Namespace) -> int:
+    from .plots.runner import make_plots
+
+    make_plots(args.responses, args.metrics, args.history, args.output, args.timing)
+    return 0
+
+
+def _model_card(args: argparse.Namespace) -> int:
+    from .model_card import write_model_card
+
+    write_model_card(args.metrics, args.model_info, args.history, args.output)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the evaluation subcommands to the `mlpf` command."""
+    from mlpf.cli import add_settings_arguments
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="jets, MET, 3-momentum and per-class metrics of one predictions file",
+        description="Cluster jets (fastjet) for truth, MLPF, baseline PF and targets; match generator jets; "
+        "write response statistics (metrics JSON) and the per-event response table (parquet).",
+    )
+    p.add_argument("--predictions", required=True, help="predictions parquet (contract section 4)")
+    p.add_argument("--sample", required=True, help="sample name, recorded in the outputs")
+    p.add_argument("--model", required=True, help="model name, recorded in the outputs")
+    p.add_argument("--metrics", required=True, help="output metrics JSON")
+    p.add_argument("--responses", required=True, help="output response table (parquet) for the figures")
+    add_settings_arguments(p)
+    p.set_defaults(handler=_evaluate)
+
+    p = subparsers.add_parser(
+        "plots",
+        help="figures (PNG and PDF) of every evaluated sample and the training curves",
+        description="Write <output>/<sample>/*.{png,pdf} and <output>/training/*.{png,pdf}; the directory "
+        "appears only when complete.",
+    )
+    p.add_argument("--responses", nargs="+", required=True, help="response tables written by mlpf evaluate")
+    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files written by mlpf evaluate")
+    p.add_argument("--history", nargs="*", default=[], help="training history CSV (epoch, losses, metrics)")
+    p.add_argument(
+        "--timing", nargs="*", default=[], help="model benchmark timing files (CSV or JSON), optional"
+    )
+    p.add_argument("--output", required=True, help="output directory (e.g. results/plots)")
+    p.set_defaults(handler=_plots)
+
+    p = subparsers.add_parser(
+        "model-card",
+        help="Markdown model card from the metrics, model info and training history",
+    )
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files written by mlpf evaluate")
+    p.add_argument("--model-info", nargs="*", default=[], help="model.json written by mlpf train")
+    p.add_argument("--history", nargs="*", default=[], help="training history CSV")
+    p.add_argument("--output", required=True, help="output Markdown file (e.g. results/model_card.md)")
+    p.set_defaults(handler=_model_card)

@@ -1,0 +1,1 @@
+"""Figures of the evaluation stage (matplotlib + mplhep), written as PNG and PDF."""

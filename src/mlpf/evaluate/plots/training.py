@@ -1,0 +1,127 @@
+"""Training curves from `history.csv` (columns epoch, train_loss, val_loss, train_loss_<term>,
+val_loss_<term>, and optional val_<metric> columns such as val_jet_iqr, val_met_iqr; paper Fig. 3)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from mlpf.errors import InputFileError
+
+from .style import decorate, new_figure, save, use_style
+
+
+def read_history(path: str | Path) -> pd.DataFrame:
+    """Read a training history; it must have an `epoch` column."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"cannot read training history ({type(exc).__name__})", path=path) from None
+    if "epoch" not in frame.columns:
+        raise InputFileError("training history has no 'epoch' column", path=path)
+    return frame
+
+
+def _pretty(term: str) -> str:
+    """Column name to panel title: `jet_iqr_over_median` -> `jet IQR / median`."""
+    words = term.replace("iqr_over_median", "IQR / median").replace("_", " ").split(" ")
+    return " ".join({"met": "MET", "iqr": "IQR", "pt": "pT", "sumpt": "sum pT"}.get(w, w) for w in words)
+
+
+def _grid(
+    frame: pd.DataFrame, epoch: np.ndarray, columns: list[str], label: str, directory: Path, name: str
+) -> list[Path]:
+    """A grid with one panel per metric against epoch. A column `<metric>_pf` (the baseline PF on the same
+    validation events) is drawn in its metric's panel as the PF reference, as in the paper's Fig. 3."""
+    from .style import RECO_STYLE
+
+    use_style()
+    panels = [c for c in columns if not (c.endswith("_pf") and c.removesuffix("_pf") in columns)]
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 6 * nrows), squeeze=False)
+    for ax, col in zip(axes.flat, panels, strict=False):
+        ax.plot(epoch, frame[col].to_numpy(), marker="o", color=RECO_STYLE["mlpf"]["color"], label="MLPF")
+        if f"{col}_pf" in columns:
+            ax.plot(
+                epoch, frame[f"{col}_pf"].to_numpy(), ls="--", color=RECO_STYLE["pf"]["color"], label="PF"
+            )
+        ax.set_title(_pretty(col.removeprefix("val_")), fontsize=18)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(f"{label} value")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=14)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return save(fig, directory, name)
+
+
+def plot_history(frame: pd.DataFrame, directory: Path) -> list[Path]:
+    """loss (total), loss_terms (one panel per term), val_metrics (other numeric val_ columns) and
+    learning_rate (column lr), each as PNG and PDF, for the columns that exist."""
+    written: list[Path] = []
+    epoch = frame["epoch"].to_numpy()
+    columns = set(frame.columns)
+
+    if {"train_loss", "val_loss"} & columns:
+        fig, ax, _ = new_figure()
+        for col, label, color in (
+            ("train_loss", "Training", "tab:blue"),
+            ("val_loss", "Validation", "tab:red"),
+        ):
+            if col in columns:
+                ax.plot(epoch, frame[col].to_numpy(), marker="o", color=color, label=label)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel("Total loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="upper right")
+        decorate(ax, extra="MLPF training")
+        written += save(fig, directory, "loss")
+
+    terms = sorted(
+        {c.removeprefix("train_loss_") for c in columns if c.startswith("train_loss_")}
+        | {c.removeprefix("val_loss_") for c in columns if c.startswith("val_loss_")}
+    )
+    if terms:
+        use_style()
+        ncols = min(len(terms), 3)
+        nrows = math.ceil(len(terms) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 6 * nrows), squeeze=False)
+        for ax, term in zip(axes.flat, terms, strict=False):
+            for prefix, label, color in (
+                ("train_loss_", "Training", "tab:blue"),
+                ("val_loss_", "Validation", "tab:red"),
+            ):
+                if prefix + term in columns:
+                    ax.plot(epoch, frame[prefix + term].to_numpy(), marker="o", color=color, label=label)
+            ax.set_title(f"Loss term: {_pretty(term)}", fontsize=18)
+            ax.set_xlabel("Epoch")
+            ax.set_ylabel("Loss")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.legend(fontsize=14)
+        for ax in list(axes.flat)[len(terms) :]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        written += save(fig, directory, "loss_terms")
+
+    metrics = sorted(c for c in columns if c.startswith("val_") and not c.startswith("val_loss"))
+    metrics = [c for c in metrics if np.issubdtype(frame[c].dtype, np.number)]
+    if metrics:
+        # One panel per metric: they have different scales (IQR/median, efficiencies, ...).
+        written += _grid(frame, epoch, metrics, "Validation", directory, "val_metrics")
+    if "lr" in columns and np.issubdtype(frame["lr"].dtype, np.number):
+        fig, ax, _ = new_figure()
+        ax.plot(epoch, frame["lr"].to_numpy(), marker="o", color="tab:green")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel("Learning rate (end of epoch)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        decorate(ax, extra="MLPF training")
+        written += save(fig, directory, "learning_rate")
+    return written

@@ -1,0 +1,111 @@
+"""`mlpf model-card`: the card reports the run's own numbers and tolerates missing model information."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlpf.cli import main
+
+METRICS = {
+    "sample": "ttbar",
+    "model": "m1",
+    "n_events": 1234,
+    "jets": {"algorithm": "ee_genkt", "radius": 0.7, "p": -1.0, "min_pt": 15.0, "match_dr": 0.1},
+    "jet_response": {
+        "pf": {
+            "median": 0.9811,
+            "median_err": 0.0004,
+            "iqr": 0.1523,
+            "iqr_err": 0.002,
+            "matched_fraction": 0.93,
+        },
+        "mlpf": {
+            "median": 0.9954,
+            "median_err": 0.0003,
+            "iqr": 0.0871,
+            "iqr_err": 0.001,
+            "matched_fraction": 0.95,
+        },
+    },
+    "met_response": {"pf": {"median": 0.8, "iqr": 0.5}, "mlpf": {"median": 0.9, "iqr": 0.3}},
+    "per_class": {
+        "pf": {"photon": {"n_target": 10, "efficiency": 0.8, "fake_rate": 0.1}},
+        "mlpf": {"photon": {"n_target": 10, "efficiency": 0.9, "fake_rate": 0.05}},
+    },
+}
+
+
+def _write(path: Path, data: object) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
+    metrics = _write(tmp_path / "ttbar.json", METRICS)
+    info = _write(
+        tmp_path / "model.json",
+        {
+            "model": {"name": "m1", "type": "transformer"},
+            "n_params": 123456,
+            "epochs": 7,
+            "training_time_s": 7260.0,
+            "hardware": {"gpu": "NVIDIA H100", "world_size": 2},
+            "train_files": ["results/datasets/qq/0.parquet", "results/datasets/ttbar/1.parquet"],
+        },
+    )
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,train_loss,val_loss\n1,2.0,2.5\n2,1.0,1.5\n3,0.9,1.7\n")
+    out = tmp_path / "card.md"
+    assert (
+        main(
+            [
+                "model-card",
+                "--metrics",
+                str(metrics),
+                "--model-info",
+                str(info),
+                "--history",
+                str(history),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    card = out.read_text()
+    assert card.startswith("# Model card: m1")
+    assert "| ttbar | 1234 | MLPF | 0.99540 ± 0.00030 | 0.0871 ± 0.0010 |" in card
+    assert "| ttbar | 1234 | PF | 0.98110 ± 0.00040 |" in card
+    assert "| ttbar | photon | 0.800 | 0.900 | 0.100 | 0.050 |" in card
+    assert "Trainable parameters: 123,456" in card
+    assert "Epochs: 7" in card
+    assert "Training time: 2 h 1.0 min" in card
+    assert "2 x NVIDIA H100" in card
+    assert "Training samples: qq, ttbar" in card
+    assert "best 1.500" in card
+    assert "R = 0.7" in card
+    assert "simulation only" in card.lower()
+
+
+def test_card_tolerates_missing_model_info(tmp_path: Path) -> None:
+    metrics = _write(tmp_path / "ttbar.json", METRICS)
+    info = _write(tmp_path / "model.json", {})
+    out = tmp_path / "card.md"
+    assert (
+        main(["model-card", "--metrics", str(metrics), "--model-info", str(info), "--output", str(out)]) == 0
+    )
+    card = out.read_text()
+    assert "Hardware: not recorded" in card
+    assert "Trainable parameters: not recorded" in card
+
+
+def test_unreadable_metrics_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    out = tmp_path / "card.md"
+    assert main(["model-card", "--metrics", str(bad), "--output", str(out)]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    assert not out.exists()

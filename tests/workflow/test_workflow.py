@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -42,6 +42,20 @@ def test_dry_run_resolves_main_target():
 
 
 @pytest.mark.parametrize(
+    ("gpus", "launcher"), [(1, None), (4, "torchrun --standalone --nnodes=1 --nproc_per_node=4")]
+)
+def test_training_launches_torchrun_only_with_several_gpus(gpus, launcher):
+    target = "results/models/mlpf/checkpoint.pt"
+    result = snakemake(target, "-n", "-p", "--cores", "2", "--set-resources", f"train:gpu={gpus}")
+    assert result.returncode == 0, result.stderr
+    command = next(line for line in result.stdout.splitlines() if "mlpf train" in line)
+    if launcher is None:
+        assert "torchrun" not in command
+    else:
+        assert f"{launcher} --no-python mlpf train" in command
+
+
+@pytest.mark.parametrize(
     ("override", "expected"),
     [
         ("training={'epoch': 3}", "training: unknown key 'epoch' (did you mean 'epochs'?)"),
@@ -61,20 +75,16 @@ def test_bad_config_is_one_line(override, expected):
 @pytest.mark.workflow
 @pytest.mark.slow
 def test_whole_chain_on_tiny_config(tmp_path):
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    config["fastsim"]["events_per_shard"] = 40  # smaller still than CI's own run of .test
     (tmp_path / "config").mkdir()
-    shutil.copy(REPO / ".test" / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    result = snakemake(
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "2",
-        "--config",
-        "fastsim={'events_per_shard': 40}",
-        timeout=1200,
-    )
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("--directory", str(tmp_path), "--cores", "2", timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    plots = sorted(p.relative_to(tmp_path / "results" / "plots") for p in (tmp_path / "results" / "plots").rglob("*.png"))
+    plots = sorted(
+        p.relative_to(tmp_path / "results" / "plots") for p in (tmp_path / "results" / "plots").rglob("*.png")
+    )
     assert any("jet" in p.name and "response" in p.name for p in plots), plots
     metrics = json.loads((tmp_path / "results" / "metrics" / "ci" / "ttbar.json").read_text())
     assert metrics["n_events"] == 40
@@ -84,4 +94,4 @@ def test_whole_chain_on_tiny_config(tmp_path):
     assert (tmp_path / "results" / "models" / "ci" / "model.onnx").stat().st_size > 0
     assert "MLPF" in (tmp_path / "results" / "model_card.md").read_text()
     # nothing half-written is left behind by any stage
-    assert not [p for p in tmp_path.rglob("*.tmp*")]
+    assert not list(tmp_path.rglob("*.tmp*"))

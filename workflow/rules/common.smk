@@ -61,3 +61,11 @@ def get_final_output():
         f"results/models/{MODEL}/model.onnx",
         "results/model_card.md",
     ]
+
+
+def torchrun_launcher(wildcards, resources):
+    """`torchrun ... --no-python ` when the job holds several GPUs (data-parallel, one process per GPU)."""
+    n_gpus = int(resources.get("gpu", 0) or 0)
+    if n_gpus > 1:
+        return f"torchrun --standalone --nnodes=1 --nproc_per_node={n_gpus} --no-python "
+    return ""

@@ -1,14 +1,6 @@
 # Train: the MLPF model on the training shards of the training samples; export it to ONNX.
 
 
-def torchrun_launcher(wildcards, resources):
-    """`torchrun ... --no-python ` when the job holds several GPUs (data-parallel, one process per GPU)."""
-    n_gpus = int(resources.get("gpu", 0) or 0)
-    if n_gpus > 1:
-        return f"torchrun --standalone --nnodes=1 --nproc_per_node={n_gpus} --no-python "
-    return ""
-
-
 rule train:
     input:
         datasets=get_training_datasets,

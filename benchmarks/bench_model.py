@@ -232,6 +232,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and N up to 4096")
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the scaling with N")
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated N of the scaling (default 256,...,10240)"
+    )
     parser.add_argument("--json", default=None, help="write all figures to this JSON file")
     parser.add_argument("--point", default=None, help=argparse.SUPPRESS)  # internal: one scaling point
     args = parser.parse_args()
@@ -258,7 +262,8 @@ def main() -> int:
     print(f"# device {results['device']}, {results['threads']} threads, torch {torch.__version__}")
     print("| model | parameters | training events/s | training ms/event (best) | inference ms/event (best) |")
     print("|---|---|---|---|---|")
-    for r in bench_throughput(("transformer", "gnn_lsh", "reference"), settings, device, repeats):
+    kinds = () if args.skip_throughput else ("transformer", "gnn_lsh", "reference")
+    for r in bench_throughput(kinds, settings, device, repeats):
         results["throughput"].append(r)
         print(
             f"| {r['model']} | {r['n_params'] / 1e6:.3f} M | {r['train_events_per_s']:.1f} | "
@@ -270,7 +275,8 @@ def main() -> int:
     if not args.skip_scaling:
         print("\n| model | N | inference ms, B=1 (best) | peak extra memory MB |")
         print("|---|---|---|---|")
-        sizes = [n for n in SCALING_N if not args.quick or n <= 4096]
+        sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else SCALING_N
+        sizes = [n for n in sizes if not args.quick or n <= 4096]
         for kind in ("gnn_lsh", "transformer"):
             for n in sizes:
                 cmd = [

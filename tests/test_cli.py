@@ -8,7 +8,18 @@ import pytest
 from mlpf import __version__
 from mlpf.cli import build_parser, main
 
-STAGES = {"fastsim", "parse", "train", "infer", "export", "evaluate", "plots", "model-card", "download"}
+STAGES = {
+    "fastsim",
+    "parse",
+    "train",
+    "infer",
+    "export",
+    "evaluate",
+    "plots",
+    "model-card",
+    "download",
+    "paper-manifest",
+}
 
 
 def test_every_stage_has_a_subcommand():

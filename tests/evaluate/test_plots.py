@@ -142,6 +142,31 @@ def test_timing_figure_from_csv_and_json(tmp_path: Path) -> None:
     assert names == {"timing_scaling.png", "timing_scaling.pdf"}
 
 
+@pytest.mark.slow
+def test_timing_figure_reads_the_model_benchmark_output(tmp_path: Path) -> None:
+    """The workflow's model_timing rule runs benchmarks/bench_model.py; its JSON must feed the figure."""
+    import subprocess
+    import sys
+
+    from mlpf.evaluate.plots.timing import read_timing
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_model.py"
+    out = tmp_path / "timing.json"
+    settings = json.dumps({"width": 16, "num_heads": 2, "num_layers": 1, "bin_size": 16, "distance_dim": 8})
+    subprocess.run(
+        [
+            *(sys.executable, str(script), "--skip-throughput", "--threads", "1", "--repeats", "1"),
+            *("--sizes", "32,64", "--model-settings", settings, "--json", str(out)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    frame = read_timing(out)
+    assert sorted(set(frame["label"])) == ["gnn_lsh", "transformer"]
+    assert sorted(set(frame["n_elements"])) == [32, 64]
+    assert (frame["time_ms"] > 0).all()
+
+
 def test_timing_file_without_known_columns_is_an_error(tmp_path: Path) -> None:
     from mlpf.errors import InputFileError
     from mlpf.evaluate.plots.timing import read_timing

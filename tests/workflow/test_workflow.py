@@ -77,9 +77,10 @@ def test_bad_config_is_one_line(override, expected):
 def test_whole_chain_on_tiny_config(tmp_path):
     config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
     config["fastsim"]["events_per_shard"] = 40  # smaller still than CI's own run of .test
+    config.setdefault("evaluation", {})["timing_sizes"] = [32, 64]  # exercise the timing rule, cheaply
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake("--directory", str(tmp_path), "--cores", "2", timeout=1200)
+    result = snakemake("--directory", str(tmp_path), "--cores", "2", "all", "results/paper", timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     plots = sorted(
@@ -93,5 +94,10 @@ def test_whole_chain_on_tiny_config(tmp_path):
         assert 0.2 < metrics["jet_response"][algo]["median"] < 2.0
     assert (tmp_path / "results" / "models" / "ci" / "model.onnx").stat().st_size > 0
     assert "MLPF" in (tmp_path / "results" / "model_card.md").read_text()
+    assert (tmp_path / "results" / "plots" / "timing" / "timing_scaling.png").exists()
+    manifest = json.loads((tmp_path / "results" / "paper" / "manifest.json").read_text())
+    produced = {entry["figure"] for entry in manifest["figures"] if entry["produced"]}
+    assert {"training_curves", "jet_response", "timing_scaling"} <= produced
+    assert manifest["provenance"]["settings"]["evaluation"]["timing_sizes"] == [32, 64]
     # nothing half-written is left behind by any stage
     assert not list(tmp_path.rglob("*.tmp*"))

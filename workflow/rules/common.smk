@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 from mlpf.config import validate_config
 from mlpf.errors import ConfigError
@@ -18,6 +19,9 @@ EVAL_SAMPLES = config["samples"]["evaluate"]
 N_TRAIN_SHARDS = config["shards"]["train"]
 N_TEST_SHARDS = config["shards"]["test"]
 ALL_SAMPLES = sorted(set(TRAIN_SAMPLES) | set(EVAL_SAMPLES))
+TIMING_SIZES = config["evaluation"]["timing_sizes"]
+# The model benchmark script (also run by hand, see docs/performance.md) measures the timing-scaling figure.
+BENCH_MODEL_SCRIPT = Path(workflow.basedir).parent / "benchmarks" / "bench_model.py"
 
 
 wildcard_constraints:
@@ -52,6 +56,11 @@ def get_test_datasets(wildcards):
     return expand(
         "results/datasets/{sample}/{shard}.parquet", sample=wildcards.sample, shard=test_shards()
     )
+
+
+def get_timing_files(wildcards=None):
+    """The timing-scaling measurement, only when evaluation.timing_sizes asks for it."""
+    return expand("results/timing/{model}.json", model=MODEL) if TIMING_SIZES else []
 
 
 def get_final_output():

@@ -27,6 +27,7 @@ rule plots:
         responses=expand(rules.evaluate.output.responses, model=MODEL, sample=EVAL_SAMPLES),
         metrics=expand(rules.evaluate.output.metrics, model=MODEL, sample=EVAL_SAMPLES),
         history=expand(rules.train.output.history, model=MODEL),
+        timing=get_timing_files,
     output:
         plots=report(
             directory("results/plots"),
@@ -43,7 +44,31 @@ rule plots:
     threads: 1
     shell:
         "mlpf plots --responses {input.responses} --metrics {input.metrics} --history {input.history}"
-        " --output {output.plots} > {log} 2>&1"
+        " --timing {input.timing} --output {output.plots} > {log} 2>&1"
+
+
+rule model_timing:
+    output:
+        timing="results/timing/{model}.json",
+    log:
+        "logs/timing/{model}.log",
+    benchmark:
+        "benchmarks/timing/{model}.tsv"
+    conda:
+        "../../envs/mlpf.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    params:
+        script=BENCH_MODEL_SCRIPT,
+        model=section_json("model"),
+        sizes=",".join(map(str, TIMING_SIZES)),
+        partial=lambda wildcards, output: f"{output.timing}.partial",
+    shell:
+        "python {params.script} --skip-throughput --threads {threads} --repeats 3 --sizes {params.sizes}"
+        " --model-settings {params.model:q} --json {params.partial} > {log} 2>&1"
+        " && mv {params.partial} {output.timing}"
 
 
 rule model_card:
@@ -62,3 +87,24 @@ rule model_card:
     shell:
         "mlpf model-card --metrics {input.metrics} --model-info {input.info} --history {input.history}"
         " --output {output.card} > {log} 2>&1"
+
+
+rule paper:
+    input:
+        plots=rules.plots.output.plots,
+        metrics=expand(rules.evaluate.output.metrics, model=MODEL, sample=EVAL_SAMPLES),
+        card=rules.model_card.output.card,
+        onnx=expand(rules.export_onnx.output.onnx, model=MODEL),
+    output:
+        manifest=directory("results/paper"),
+    log:
+        "logs/paper.log",
+    localrule: True
+    conda:
+        "../../envs/mlpf.yaml"
+    threads: 1
+    params:
+        config=json.dumps(config, sort_keys=True, separators=(",", ":")),
+    shell:
+        "mlpf paper-manifest --plots {input.plots} --metrics {input.metrics} --model-card {input.card}"
+        " --config-json {params.config:q} --output {output.manifest} > {log} 2>&1"

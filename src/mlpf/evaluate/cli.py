@@ -1,4 +1,4 @@
-"""`mlpf evaluate`, `mlpf plots` and `mlpf model-card`: physics metrics, figures and the model card.
+"""`mlpf evaluate`, `plots`, `model-card`, `paper-manifest`: metrics, figures, model card, paper mapping.
 
 Only argparse is imported here so that `mlpf --help` stays instant; the handlers import the heavy libraries.
 """
@@ -29,6 +29,21 @@ def _model_card(args: argparse.Namespace) -> int:
     from .model_card import write_model_card
 
     write_model_card(args.metrics, args.model_info, args.history, args.output)
+    return 0
+
+
+def _paper_manifest(args: argparse.Namespace) -> int:
+    import json
+
+    from mlpf.errors import ConfigError
+
+    from .paper import write_manifest
+
+    try:
+        config = json.loads(args.config_json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
+    write_manifest(args.plots, args.metrics, config, args.output, args.model_card)
     return 0
 
 
@@ -74,3 +89,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--history", nargs="*", default=[], help="training history CSV")
     p.add_argument("--output", required=True, help="output Markdown file (e.g. results/model_card.md)")
     p.set_defaults(handler=_model_card)
+
+    p = subparsers.add_parser(
+        "paper-manifest",
+        help="map the figures of the MLPF paper to the files this run produced",
+        description="Write <output>/manifest.json and manifest.md: per figure of arXiv:2309.06782, the produced "
+        "files per sample, the metrics files and the config and version that made them.",
+    )
+    p.add_argument("--plots", required=True, help="figures directory written by mlpf plots")
+    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files written by mlpf evaluate")
+    p.add_argument("--model-card", default=None, help="model card written by mlpf model-card")
+    p.add_argument("--config-json", default="{}", help="the workflow config (JSON) recorded in the manifest")
+    p.add_argument("--output", required=True, help="output directory (e.g. results/paper)")
+    p.set_defaults(handler=_paper_manifest)

@@ -1,6 +1,7 @@
 """Inference-time scaling with the number of elements per event (paper Fig. 10), from benchmark files.
 
-Accepted inputs: CSV, or JSON holding a list of records (or an object with a `results` list). Each record needs a
+Accepted inputs: CSV, or JSON holding a list of records (or an object with a `results` or `scaling` list, the
+latter as written by benchmarks/bench_model.py --json). Each record needs a
 size column and a time column (first name found below); records may carry a label column (backend, device,
 model) and are drawn as one line per label.
 """
@@ -22,6 +23,7 @@ from .style import decorate, new_figure, save
 SIZE_COLUMNS: tuple[str, ...] = ("n_elements", "num_elements", "elements", "N", "n")
 TIME_COLUMNS: tuple[tuple[str, float], ...] = (  # (column, factor to milliseconds)
     ("time_ms", 1.0),
+    ("infer_ms", 1.0),
     ("ms_per_event", 1.0),
     ("time_per_event_ms", 1.0),
     ("latency_ms", 1.0),
@@ -38,7 +40,7 @@ def read_timing(path: str | Path) -> pd.DataFrame:
         if path.suffix == ".json":
             data: Any = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict):
-                data = data.get("results", [data])
+                data = data.get("results") or data.get("scaling") or [data]
             frame = pd.DataFrame(data)
         else:
             frame = pd.read_csv(path, sep=None, engine="python")

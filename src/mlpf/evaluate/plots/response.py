@@ -51,8 +51,10 @@ def plot_response(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Normalised entries / bin width")
     ax.set_xlim(bins[0], bins[-1])
-    ax.set_ylim(0, peak * 1.45 if peak > 0 else 1)
-    ax.legend(loc="upper right", fontsize=16)
+    # The sample text takes the top-left corner; the legend (long lines quoting median and IQR) goes below
+    # it, with headroom above the peak so that neither covers the histograms.
+    ax.set_ylim(0, peak * 1.8 if peak > 0 else 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.86), fontsize=15)
     decorate(ax, sample, extra)
     return save(fig, directory, name)
 

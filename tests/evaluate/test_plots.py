@@ -212,3 +212,32 @@ def test_pf_reference_columns_share_their_metric_panel(
     training._grid(frame, frame["epoch"].to_numpy(), columns, "Validation", tmp_path, "v")
     assert shapes == [(1, 2)]  # two panels: jet (MLPF with its PF reference) and MET, not three
     assert training._pretty("jet_iqr_over_median") == "jet IQR / median"
+
+
+@pytest.mark.slow
+def test_parallel_drawing_gives_the_same_files(
+    tmp_path: Path, evaluated: tuple[Path, Path], predictions_file: Path
+) -> None:
+    from mlpf.evaluate.plots.runner import make_plots
+
+    metrics, responses = evaluated
+    second = tmp_path / "qq.parquet"  # the same events under a second sample name
+    rc = main(
+        [
+            *("evaluate", "--predictions", str(predictions_file), "--sample", "qq", "--model", "m"),
+            *("--settings", json.dumps(SETTINGS), "--metrics", str(tmp_path / "qq.json")),
+            *("--responses", str(second)),
+        ]
+    )
+    assert rc == 0
+    inputs = ([responses, second], [metrics, tmp_path / "qq.json"], [])
+    serial = make_plots(*inputs, tmp_path / "serial", jobs=1)
+    parallel = make_plots(*inputs, tmp_path / "parallel", jobs=2)
+    relative = sorted(p.relative_to(tmp_path / "serial") for p in serial)
+    assert relative == sorted(p.relative_to(tmp_path / "parallel") for p in parallel)
+    assert {p.parts[0] for p in relative} == {"ttbar", "qq", "summary"}
+    for name in relative:
+        if name.suffix == ".png":
+            assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), (
+                name
+            )

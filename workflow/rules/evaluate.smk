@@ -41,10 +41,10 @@ rule plots:
     localrule: True
     conda:
         "../../envs/mlpf.yaml"
-    threads: 1
+    threads: 4
     shell:
         "mlpf plots --responses {input.responses} --metrics {input.metrics} --history {input.history}"
-        " --timing {input.timing} --output {output.plots} > {log} 2>&1"
+        " --timing {input.timing} --jobs {threads} --output {output.plots} > {log} 2>&1"
 
 
 rule model_timing:

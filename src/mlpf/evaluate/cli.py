@@ -21,7 +21,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _plots(args: argparse.Namespace) -> int:
     from .plots.runner import make_plots
 
-    make_plots(args.responses, args.metrics, args.history, args.output, args.timing)
+    make_plots(args.responses, args.metrics, args.history, args.output, args.timing, jobs=args.jobs)
     return 0
 
 
@@ -78,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timing", nargs="*", default=[], help="model benchmark timing files (CSV or JSON), optional"
     )
     p.add_argument("--output", required=True, help="output directory (e.g. results/plots)")
+    p.add_argument("--jobs", type=int, default=1, help="processes drawing samples in parallel (default 1)")
     p.set_defaults(handler=_plots)
 
     p = subparsers.add_parser(

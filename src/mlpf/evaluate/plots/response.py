@@ -54,7 +54,15 @@ def plot_response(
     # The sample text takes the top-left corner; the legend (long lines quoting median and IQR) goes below
     # it, with headroom above the peak so that neither covers the histograms.
     ax.set_ylim(0, peak * 1.8 if peak > 0 else 1)
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.86), fontsize=15)
+    # An opaque frame keeps the truth line at 1 from running through the legend text.
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(0.0, 0.86),
+        fontsize=15,
+        frameon=True,
+        framealpha=1.0,
+        edgecolor="none",
+    )
     decorate(ax, sample, extra)
     return save(fig, directory, name)
 

@@ -2,7 +2,7 @@
 
 Runs `mlpf.data.parse` in a fresh subprocess per measurement (so the peak resident set size belongs to that
 parse alone) and reports events/s for the whole file (open, read, features, targets, write) plus the split
-between reading (uproot) and processing (features, association, assembly). The issue's goal is at least 500
+between reading (uproot) and processing (features, association, assembly). The project's target is at least 500
 events/s on one core for fastsim ttbar.
 
 Usage:

@@ -317,3 +317,16 @@ def test_cli_config_file(tmp_path):
     assert meta["seed"] == 7
     assert meta["n_events"] == 5
     assert ak.all(ak.any(pdg == 111, axis=1))
+
+
+def test_events_are_written_in_baskets_of_bounded_size(tmp_path, fastsim_settings, monkeypatch):
+    # the parse stage decompresses one basket at a time: a whole shard in one basket costs GBs to parse
+    monkeypatch.setattr(writer, "EVENTS_PER_BASKET", 4)
+    out = tmp_path / "0.root"
+    run_shard("qq", "0", 1, {**fastsim_settings, "events_per_shard": 10}, out, show_progress=False)
+    with uproot.open(out) as f:
+        tree = f["events"]
+        assert tree.num_entries == 10
+        branch = tree["MCParticles.PDG"]
+        assert branch.num_baskets == 3
+        assert [branch.basket_entry_start_stop(i) for i in range(3)] == [(0, 4), (4, 8), (8, 10)]

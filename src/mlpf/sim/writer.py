@@ -285,8 +285,15 @@ def metadata(
     }
 
 
+# Events per TTree basket (one `extend` call each). The parse stage decompresses a basket at a time, so one
+# basket holding a whole 10k-event shard made parsing it take ~2 GB; podio files from Key4HEP hold tens to
+# hundreds of events per basket.
+EVENTS_PER_BASKET = 1000
+
+
 def write_root(path: str | Path, branches: dict[str, ak.Array], meta: dict[str, Any]) -> None:
-    """Write tree `events` and the metadata string; the file appears only when complete."""
+    """Write tree `events` in baskets of EVENTS_PER_BASKET events, and the metadata string; the file appears
+    only when complete."""
     import uproot
 
     with atomic_output(path) as tmp, uproot.recreate(tmp, compression=uproot.ZSTD(5)) as f:
@@ -296,5 +303,7 @@ def write_root(path: str | Path, branches: dict[str, ak.Array], meta: dict[str, 
             field_name=lambda outer, inner: f"{outer}.{inner}",
             counter_name=lambda counted: f"{counted}_size",
         )
-        tree.extend(branches)
+        n_events = len(next(iter(branches.values()))) if branches else 0
+        for start in range(0, n_events, EVENTS_PER_BASKET):
+            tree.extend({name: array[start : start + EVENTS_PER_BASKET] for name, array in branches.items()})
         f["mlpf_metadata"] = json.dumps(meta, sort_keys=True)

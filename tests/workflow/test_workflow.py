@@ -87,6 +87,7 @@ def test_whole_chain_on_tiny_config(tmp_path):
         p.relative_to(tmp_path / "results" / "plots") for p in (tmp_path / "results" / "plots").rglob("*.png")
     )
     assert any("jet" in p.name and "response" in p.name for p in plots), plots
+    assert any(p.parts[0] == "gun_pi" and p.name.startswith("eff_fake_") for p in plots), plots
     metrics = json.loads((tmp_path / "results" / "metrics" / "ci" / "ttbar.json").read_text())
     assert metrics["n_events"] == 40
     for algo in ("mlpf", "pf"):

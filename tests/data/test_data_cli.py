@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from edm4hep_fixtures import FIXTURES
 from mlpf.cli import main
 from mlpf.data.validate import validate_shards
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "edm4hep"
 CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
 LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
 CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
+from edm4hep_fixtures import FIXTURES
 from mlpf.data import features
 from mlpf.data.parse import parse_file
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "edm4hep"
 CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
 
 

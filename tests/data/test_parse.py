@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import uproot
 
+from edm4hep_fixtures import FIXTURES
 from mlpf.data import targets
 from mlpf.data.features import COL_PT, N_FEATURES
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, parse_file, read_metadata
 from mlpf.errors import InputFileError
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "edm4hep"
 CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
 LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
 CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"

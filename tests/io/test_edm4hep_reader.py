@@ -1,4 +1,4 @@
-"""EDM4HEP reader on the real fixture files (/work/shared/data/edm4hep, see its README)."""
+"""EDM4HEP reader on the real fixture files (tests/fixtures/edm4hep, see its README)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import uproot
 
+from edm4hep_fixtures import FIXTURES
 from mlpf.errors import InputFileError
 from mlpf.io.edm4hep import collections as names
 from mlpf.io.edm4hep.layout import detect_detector
 from mlpf.io.edm4hep.reader import Edm4hepFile
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "edm4hep"
 CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
 LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
 CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"

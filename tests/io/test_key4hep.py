@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edm4hep_fixtures import CLIC_LEGACY_FILE as FIXTURE
 from mlpf.cli import main
 from mlpf.config import validate_section
 from mlpf.errors import ConfigError, MlpfError
@@ -19,7 +20,6 @@ from mlpf.io import key4hep
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = REPO / "workflow" / "resources" / "key4hep"
-FIXTURE = Path("/work/shared/data/edm4hep/clic_o3_v14_gamma10gev_rec_3evt_legacy.root")
 COMPACT = "$K4GEO/CLIC/compact/CLIC_o3_v14/CLIC_o3_v14.xml"
 ALL_SAMPLES = (
     "ttbar", "qq", "zh_tautau", "ww_fullhad", "z_tautau", "ttbar_pu10",

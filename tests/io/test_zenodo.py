@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from edm4hep_fixtures import FIXTURES
 from mlpf.cli import main
 from mlpf.errors import InputFileError, MlpfError
 from mlpf.io import zenodo
 
-FIXTURES = Path("/work/shared/data/edm4hep")
 LEGACY_CLIC = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
 CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
 FAST = {"retries": 3, "backoff_seconds": 0.01, "max_backoff_seconds": 0.02, "timeout_seconds": 5.0}
@@ -498,7 +498,8 @@ def test_dry_run_with_local_copy_downloads_nothing(workdir: Path) -> None:
     (local / "p8_ee_tt_ecm380_10files.tar").write_bytes(b"")
     (local / "p8_ee_qq_ecm380").mkdir()  # an unpacked copy
     zen = f"zenodo={{'local_dir': '{local}'}}"
-    result = _snakemake(workdir, "-n", "-p", "--config", "source=zenodo", zen)
+    samples = "samples={'train': ['ttbar', 'qq'], 'evaluate': ['ttbar', 'qq']}"  # the ones in the mirror
+    result = _snakemake(workdir, "-n", "-p", "--config", "source=zenodo", zen, samples)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule zenodo_shard:" in result.stdout
     assert "rule plots:" in result.stdout  # the whole chain resolves

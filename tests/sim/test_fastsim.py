@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import uproot
 
+from edm4hep_fixtures import CLD_FILE
 from mlpf.cli import main
 from mlpf.sim import writer
 from mlpf.sim.collections import COLLECTION_IDS
 from mlpf.sim.pipeline import run_shard
-
-CLD_FILE = Path(__file__).parents[3] / "shared/data/edm4hep/cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
 
 # docs/contracts.md section 1
 CONTRACT_BRANCHES = [

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import awkward as ak
 import numpy as np
 import pytest
 
-reader = pytest.importorskip("mlpf.io.edm4hep.reader")
+from edm4hep_fixtures import CLD_FILE
 
-CLD_FILE = Path(__file__).parents[3] / "shared/data/edm4hep/cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
+reader = pytest.importorskip("mlpf.io.edm4hep.reader")
 
 
 @pytest.mark.parametrize("which", ["fastsim", "cld"])

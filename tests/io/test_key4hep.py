@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from mlpf.cli import main
 from mlpf.config import validate_section
 from mlpf.errors import ConfigError, MlpfError
 from mlpf.io import key4hep
+from snakemake_runner import run_snakemake, workdir_with_default_config
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = REPO / "workflow" / "resources" / "key4hep"
@@ -285,18 +285,12 @@ def test_runner_failure_leaves_no_output(tmp_path: Path) -> None:
 
 
 def _snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )  # fmt: skip
+    return run_snakemake(*args, cwd=cwd, timeout=120)
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "config").mkdir()
-    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    return tmp_path
+    return workdir_with_default_config(tmp_path)
 
 
 @pytest.mark.slow

@@ -11,11 +11,9 @@ import hashlib
 import http.server
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from edm4hep_fixtures import FIXTURES
 from mlpf.cli import main
 from mlpf.errors import InputFileError, MlpfError
 from mlpf.io import zenodo
+from snakemake_runner import run_snakemake, workdir_with_default_config
 
 LEGACY_CLIC = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
 CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
@@ -454,19 +453,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-         "--directory", str(workdir), "--cores", "1", *args],
-        cwd=workdir, capture_output=True, text=True, timeout=180, check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )  # fmt: skip
+    return run_snakemake("--directory", str(workdir), "--cores", "1", *args, cwd=workdir)
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "config").mkdir()
-    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    return tmp_path
+    return workdir_with_default_config(tmp_path)
 
 
 @pytest.mark.slow

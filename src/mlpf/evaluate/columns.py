@@ -5,12 +5,26 @@
 
 from __future__ import annotations
 
-# Column order of ytarget / ycand / ypred (contract section 2).
-PARTICLE_COLUMNS: tuple[str, ...] = ("class", "charge", "pt", "eta", "sin_phi", "cos_phi", "energy")
+# Column order of ytarget / ycand / ypred and the particle classes are defined once, by the parse stage that
+# writes them (contract section 2; upstream CLIC class list, arXiv:2309.06782 Table 1).
+from mlpf.data.targets import CLASS_NAMES, PARTICLE_COLUMNS
+
+__all__ = [  # re-exported for the evaluation modules
+    "CLASS_LABELS",
+    "CLASS_NAMES",
+    "COL",
+    "ELEMENT_CLUSTER",
+    "ELEMENT_TRACK",
+    "N_X_FEATURES",
+    "PARTICLE_COLUMNS",
+    "RECO_FIELDS",
+    "X_ENERGY",
+    "X_PT",
+    "X_TYPE",
+]
+
 COL: dict[str, int] = {name: i for i, name in enumerate(PARTICLE_COLUMNS)}
 
-# Particle classes (contract section 2; upstream CLIC class list, arXiv:2309.06782 Table 1).
-CLASS_NAMES: tuple[str, ...] = ("none", "charged_hadron", "neutral_hadron", "photon", "electron", "muon")
 CLASS_LABELS: dict[str, str] = {
     "charged_hadron": "charged hadrons",
     "neutral_hadron": "neutral hadrons",

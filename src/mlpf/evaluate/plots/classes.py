@@ -29,14 +29,20 @@ def _arr(values: list[Any]) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+def _drawable_classes(per_class: dict[str, Any]) -> list[str]:
+    """Particle classes with metrics for both PF and MLPF and enough target particles to be more than noise."""
+    return [
+        name
+        for name in CLASS_NAMES[1:]
+        if all(name in per_class.get(reco, {}) for reco in COMPARED)
+        and per_class["mlpf"][name]["n_target"] >= MIN_CLASS_ENTRIES
+    ]
+
+
 def plot_efficiency(per_class: dict[str, Any], directory: Path, sample: str) -> list[Path]:
     """eff_fake_<class>.png: efficiency (top) and fake rate (bottom) vs track pT / cluster energy, PF and MLPF."""
     written: list[Path] = []
-    for name in CLASS_NAMES[1:]:
-        if not all(name in per_class.get(reco, {}) for reco in COMPARED):
-            continue
-        if per_class["mlpf"][name]["n_target"] < MIN_CLASS_ENTRIES:
-            continue
+    for name in _drawable_classes(per_class):
         fig, ax, rax = new_figure(ratio=True, figsize=(10, 10))
         top_fake = 0.0
         for offset, reco in zip((0.97, 1.03), COMPARED, strict=True):
@@ -79,11 +85,7 @@ def plot_efficiency(per_class: dict[str, Any], directory: Path, sample: str) -> 
 def plot_class_response(per_class: dict[str, Any], directory: Path, sample: str) -> list[Path]:
     """energy_response_<class>.png: median energy response (top) and IQR/median (bottom) vs target energy."""
     written: list[Path] = []
-    for name in CLASS_NAMES[1:]:
-        if not all(name in per_class.get(reco, {}) for reco in COMPARED):
-            continue
-        if per_class["mlpf"][name]["n_target"] < MIN_CLASS_ENTRIES:
-            continue
+    for name in _drawable_classes(per_class):
         fig, ax, rax = new_figure(ratio=True, figsize=(10, 10))
         drawn = False
         for offset, reco in zip((0.97, 1.03), COMPARED, strict=True):

@@ -133,3 +133,18 @@ def test_gnn_lsh_is_permutation_equivariant_within_one_bin() -> None:
         b = model(X[:, perm], mask[:, perm])
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x[:, perm], y, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gnn_lsh"])
+def test_tracks_keep_their_measured_direction_clusters_get_a_learned_one(kind: str) -> None:
+    # a track measures its particle's direction; a learned correction only wandered off out of distribution
+    torch.manual_seed(0)
+    model = build_model({"type": kind, **SMALL}).eval()
+    X, mask = _batch()
+    with torch.no_grad():
+        momentum = model(X, mask)[3]
+    is_track = (X[..., 0] == 1) & mask
+    is_cluster = (X[..., 0] == 2) & mask
+    # momentum columns 1-3 = eta, sin phi, cos phi; X columns 2-4 the element's own
+    assert torch.equal(momentum[is_track][:, 1:4], X[is_track][:, 2:5])
+    assert not torch.allclose(momentum[is_cluster][:, 1:4], X[is_cluster][:, 2:5])

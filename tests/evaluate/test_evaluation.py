@@ -10,8 +10,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
+from evaluate_cli import run_evaluate
 
-from mlpf.cli import main
 from mlpf.config import validate_section
 from mlpf.errors import ConfigError
 from mlpf.evaluate.evaluation import check_settings, evaluate_events, read_responses
@@ -23,23 +23,7 @@ SETTINGS = {"jets": {"radius": 0.4, "min_pt": 5.0, "match_dr": 0.1}, "bootstrap"
 def evaluated(tmp_path_factory: pytest.TempPathFactory, predictions_file: Path) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("evaluated")
     metrics_path, responses_path = out / "metrics" / "ttbar.json", out / "eval" / "ttbar.parquet"
-    rc = main(
-        [
-            "evaluate",
-            "--predictions",
-            str(predictions_file),
-            "--sample",
-            "ttbar",
-            "--model",
-            "m1",
-            "--settings",
-            json.dumps(SETTINGS),
-            "--metrics",
-            str(metrics_path),
-            "--responses",
-            str(responses_path),
-        ]
-    )
+    rc = run_evaluate(predictions_file, metrics_path, responses_path, model="m1", settings=SETTINGS)
     assert rc == 0
     return json.loads(metrics_path.read_text(), parse_constant=_reject), responses_path
 
@@ -175,22 +159,8 @@ def test_same_inputs_give_same_bytes(tmp_path: Path, predictions_file: Path) -> 
     outputs = []
     for name in ("a", "b"):
         metrics = tmp_path / name / "m.json"
-        rc = main(
-            [
-                "evaluate",
-                "--predictions",
-                str(predictions_file),
-                "--sample",
-                "ttbar",
-                "--model",
-                "m1",
-                "--settings",
-                json.dumps(SETTINGS),
-                "--metrics",
-                str(metrics),
-                "--responses",
-                str(tmp_path / name / "r.parquet"),
-            ]
+        rc = run_evaluate(
+            predictions_file, metrics, tmp_path / name / "r.parquet", model="m1", settings=SETTINGS
         )
         assert rc == 0
         outputs.append((metrics.read_bytes(), (tmp_path / name / "r.parquet").read_bytes()))
@@ -203,21 +173,7 @@ def test_missing_field_is_a_one_line_error(
     bad = tmp_path / "bad.parquet"
     ak.to_parquet(synthetic_events[["X", "ytarget", "ycand", "truth", "genmet"]], bad)
     metrics = tmp_path / "m.json"
-    rc = main(
-        [
-            "evaluate",
-            "--predictions",
-            str(bad),
-            "--sample",
-            "s",
-            "--model",
-            "m",
-            "--metrics",
-            str(metrics),
-            "--responses",
-            str(tmp_path / "r.parquet"),
-        ]
-    )
+    rc = run_evaluate(bad, metrics, tmp_path / "r.parquet", sample="s")
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert "ypred" in err
@@ -243,21 +199,7 @@ def test_events_without_particles_or_jets_are_handled(synthetic_events: ak.Array
 def test_corrupt_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "corrupt.parquet"
     bad.write_bytes(b"not parquet at all")
-    rc = main(
-        [
-            "evaluate",
-            "--predictions",
-            str(bad),
-            "--sample",
-            "s",
-            "--model",
-            "m",
-            "--metrics",
-            str(tmp_path / "m.json"),
-            "--responses",
-            str(tmp_path / "r.parquet"),
-        ]
-    )
+    rc = run_evaluate(bad, tmp_path / "m.json", tmp_path / "r.parquet", sample="s")
     assert rc == 2
     assert "not a readable parquet file" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.parquet"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from evaluate_cli import run_evaluate
 
 from mlpf.cli import main
 from mlpf.evaluate.plots.training import plot_history
@@ -19,23 +20,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def evaluated(tmp_path_factory: pytest.TempPathFactory, predictions_file: Path) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("plots_in")
     metrics, responses = out / "ttbar.json", out / "ttbar.parquet"
-    rc = main(
-        [
-            "evaluate",
-            "--predictions",
-            str(predictions_file),
-            "--sample",
-            "ttbar",
-            "--model",
-            "m",
-            "--settings",
-            json.dumps(SETTINGS),
-            "--metrics",
-            str(metrics),
-            "--responses",
-            str(responses),
-        ]
-    )
+    rc = run_evaluate(predictions_file, metrics, responses, settings=SETTINGS)
     assert rc == 0
     return metrics, responses
 
@@ -222,13 +207,7 @@ def test_parallel_drawing_gives_the_same_files(
 
     metrics, responses = evaluated
     second = tmp_path / "qq.parquet"  # the same events under a second sample name
-    rc = main(
-        [
-            *("evaluate", "--predictions", str(predictions_file), "--sample", "qq", "--model", "m"),
-            *("--settings", json.dumps(SETTINGS), "--metrics", str(tmp_path / "qq.json")),
-            *("--responses", str(second)),
-        ]
-    )
+    rc = run_evaluate(predictions_file, tmp_path / "qq.json", second, sample="qq", settings=SETTINGS)
     assert rc == 0
     inputs = ([responses, second], [metrics, tmp_path / "qq.json"], [])
     serial = make_plots(*inputs, tmp_path / "serial", jobs=1)

@@ -66,9 +66,11 @@ def test_transformer_outputs_do_not_depend_on_padding() -> None:
         torch.testing.assert_close(x[mask], y[:, :20][mask], atol=1e-5, rtol=1e-4)
 
 
-def test_transformer_is_permutation_equivariant() -> None:
+# For the GNN-LSH all 20 elements share one bin (bin_size 32), so message passing sees the same neighbours.
+@pytest.mark.parametrize("settings", [{"type": "transformer"}, {"type": "gnn_lsh", "bin_size": 32}])
+def test_permuting_the_elements_permutes_the_outputs(settings: dict) -> None:
     torch.manual_seed(0)
-    model = build_model({"type": "transformer", **SMALL}).eval()
+    model = build_model({**SMALL, **settings}).eval()
     X, mask = _batch()
     mask[:] = True
     perm = torch.randperm(20)
@@ -120,19 +122,6 @@ def test_lsh_layer_groups_close_elements_in_bins_and_never_builds_n_by_n() -> No
     out = layer(x, torch.ones(2, 512, dtype=torch.bool))
     assert out.shape == x.shape
     assert shapes == [(2, 32, 16, 16)]
-
-
-def test_gnn_lsh_is_permutation_equivariant_within_one_bin() -> None:
-    torch.manual_seed(0)
-    model = build_model({"type": "gnn_lsh", **SMALL, "bin_size": 32}).eval()
-    X, mask = _batch()
-    mask[:] = True
-    perm = torch.randperm(20)
-    with torch.no_grad():
-        a = model(X, mask)
-        b = model(X[:, perm], mask[:, perm])
-    for x, y in zip(a, b, strict=True):
-        torch.testing.assert_close(x[:, perm], y, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["transformer", "gnn_lsh"])

@@ -9,13 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from edm4hep_fixtures import FIXTURES
+from edm4hep_fixtures import CLD_FILE as CLD
+from edm4hep_fixtures import CLIC_LEGACY_FILE as LEGACY
+from edm4hep_fixtures import CLIC_SIM_FILE as CLIC_SIM
 from mlpf.cli import main
 from mlpf.data.validate import validate_shards
-
-CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
-LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
-CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
 
 pytestmark = pytest.mark.skipif(not CLD.is_file(), reason="real EDM4HEP fixtures not available")
 

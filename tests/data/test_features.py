@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 import uproot
 
-from edm4hep_fixtures import FIXTURES
+from edm4hep_fixtures import CLD_FILE as CLD
 from mlpf.data import features
 from mlpf.data.parse import parse_file
-
-CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
 
 
 def test_feature_names_defined_once():

@@ -8,15 +8,14 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from edm4hep_fixtures import FIXTURES
+from edm4hep_fixtures import CLD_FILE as CLD
+from edm4hep_fixtures import CLIC_LEGACY_FILE as LEGACY
+from edm4hep_fixtures import CLIC_SIM_FILE as CLIC_SIM
+from edm4hep_fixtures import SYNTHETIC_FILE as SYNTHETIC
 from mlpf.data import targets
 from mlpf.data.features import COL_PT, N_FEATURES
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, parse_file, read_metadata
 from mlpf.errors import InputFileError
-
-CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
-LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
-CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
 
 pytestmark = pytest.mark.skipif(not CLD.is_file(), reason="real EDM4HEP fixtures not available")
 
@@ -189,7 +188,6 @@ def test_zero_energy_clusters_and_empty_events_are_skipped_and_counted():
     )
 
 
-SYNTHETIC = FIXTURES / "synthetic_edm4hep1.0_podio1.7_3evt.edm4hep.root"
 # The EDM4hep example file names each collection after its type.
 SYNTHETIC_COLLECTIONS = {
     "mc_particles": "MCParticleCollection",

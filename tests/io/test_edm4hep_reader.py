@@ -10,18 +10,16 @@ import numpy as np
 import pytest
 import uproot
 
-from edm4hep_fixtures import FIXTURES
+from edm4hep_fixtures import CLD_FILE as CLD
+from edm4hep_fixtures import CLD_SIM_FILE as CLD_SIM
+from edm4hep_fixtures import CLIC_LEGACY_FILE as LEGACY
+from edm4hep_fixtures import CLIC_SIM_FILE as CLIC_SIM
+from edm4hep_fixtures import ILD_PFOS_FILE as ILD_PFOS
+from edm4hep_fixtures import SYNTHETIC_FILE as SYNTHETIC
 from mlpf.errors import InputFileError
 from mlpf.io.edm4hep import collections as names
 from mlpf.io.edm4hep.layout import detect_detector
 from mlpf.io.edm4hep.reader import Edm4hepFile
-
-CLD = FIXTURES / "cld_o2_v05_zh_hbb_240gev_rec_1evt.edm4hep.root"
-LEGACY = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
-CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
-CLD_SIM = FIXTURES / "cld_o2_v06_zuds_sim_3evt.edm4hep.root"
-ILD_PFOS = FIXTURES / "ild_l5_v02_pfos_10evt.edm4hep.root"
-SYNTHETIC = FIXTURES / "synthetic_edm4hep1.0_podio1.7_3evt.edm4hep.root"
 
 pytestmark = pytest.mark.skipif(not CLD.is_file(), reason="real EDM4HEP fixtures not available")
 

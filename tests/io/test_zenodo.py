@@ -22,14 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from edm4hep_fixtures import FIXTURES
+from edm4hep_fixtures import CLIC_LEGACY_FILE as LEGACY_CLIC
+from edm4hep_fixtures import CLIC_SIM_FILE as CLIC_SIM
 from mlpf.cli import main
 from mlpf.errors import InputFileError, MlpfError
 from mlpf.io import zenodo
 from snakemake_runner import run_snakemake, workdir_with_default_config
 
-LEGACY_CLIC = FIXTURES / "clic_o3_v14_gamma10gev_rec_3evt_legacy.root"
-CLIC_SIM = FIXTURES / "clic_o3_v14_ttbar_sim_1evt.edm4hep.root"
 FAST = {"retries": 3, "backoff_seconds": 0.01, "max_backoff_seconds": 0.02, "timeout_seconds": 5.0}
 
 

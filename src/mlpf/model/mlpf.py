@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mlpf.data.features import N_FEATURES
+from mlpf.model.geometry import N_CALORIMETER_FEATURES, calorimeter_features
 from mlpf.model.layers import FFN, LshGraphLayer, SelfAttentionLayer, TypeSplitEncoder, normalise_features
 from mlpf.model.targets import (
     ELEMENT_TRACK,
@@ -111,8 +112,14 @@ class MLPF(nn.Module):
         s = settings
         width, act, drop = s["width"], s["activation"], s["dropout"]
         backbone = BACKBONES[s["type"]]
-        self.encode_id = TypeSplitEncoder(N_FEATURES, width, act, drop)
-        self.encode_reg = TypeSplitEncoder(N_FEATURES, width, act, drop)
+        self.calorimeter = (
+            (s["calorimeter_radius_mm"], s["calorimeter_half_length_mm"])
+            if s["calorimeter_features"]
+            else None
+        )
+        n_in = N_FEATURES + (N_CALORIMETER_FEATURES if self.calorimeter else 0)
+        self.encode_id = TypeSplitEncoder(n_in, width, act, drop)
+        self.encode_reg = TypeSplitEncoder(n_in, width, act, drop)
         self.stack_id = backbone(s)
         self.stack_reg = backbone(s)
         self.norm_id = nn.LayerNorm(width)
@@ -121,7 +128,7 @@ class MLPF(nn.Module):
         self.head_binary = FFN(width, hidden, 2, act, drop)
         self.head_pid = FFN(width, hidden, N_CLASSES, act, drop)
         self.head_charge = FFN(width, hidden, N_CHARGES, act, drop)
-        n_reg_in = 2 * width + N_FEATURES
+        n_reg_in = 2 * width + n_in
         self.head_pt = TypeSplitHead(n_reg_in, hidden, act, drop)
         self.head_energy = TypeSplitHead(n_reg_in, hidden, act, drop)
         # eta, sin phi, cos phi are corrections to the element's own values (upstream `linear` heads).
@@ -132,6 +139,8 @@ class MLPF(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         X = X * mask[..., None].to(X.dtype)
         Xn = normalise_features(X)
+        if self.calorimeter is not None:
+            Xn = torch.cat([Xn, calorimeter_features(X, mask, *self.calorimeter)], dim=-1)
         h_id = self.norm_id(self.stack_id(self.encode_id(X, Xn, mask), mask))
         h_reg = self.norm_reg(self.stack_reg(self.encode_reg(X, Xn, mask), mask))
         binary = self.head_binary(h_id)

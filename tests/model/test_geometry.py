@@ -1,0 +1,163 @@
+"""Tests of the track extrapolation to the calorimeter against the real CLD reconstruction and the fastsim helix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from edm4hep_fixtures import CLD_FILE
+from mlpf.model import geometry
+from mlpf.model.geometry import (
+    LINK_WIDTHS,
+    N_CALORIMETER_FEATURES,
+    N_LINK_FEATURES,
+    X_OMEGA,
+    X_TAN_LAMBDA,
+    X_Z0,
+    calorimeter_features,
+    helix_at_calorimeter,
+    link_features,
+)
+from mlpf.model.targets import ELEMENT_CLUSTER, ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
+from mlpf.sim import constants as C
+from mlpf.sim.geometry import Helix
+
+STATES = "_SiTracks_Refitted_trackStates/_SiTracks_Refitted_trackStates."
+AT_IP, AT_CALORIMETER = 1, 4  # edm4hep::TrackState location codes
+# Where this file's AtCalorimeter states lie: barrel from 2150 mm, endcap at |z| = 2307 mm.
+CLD_ECAL_BARREL_R_MM, CLD_ECAL_ENDCAP_Z_MM = 2150.0, 2307.0
+
+
+def _track_rows(phi, tan_lambda, omega, z0) -> torch.Tensor:
+    X = torch.zeros(len(phi), 17, dtype=torch.float64)
+    X[:, X_TYPE] = ELEMENT_TRACK
+    X[:, X_SIN_PHI], X[:, X_COS_PHI] = torch.sin(phi), torch.cos(phi)
+    X[:, X_TAN_LAMBDA], X[:, X_OMEGA], X[:, X_Z0] = tan_lambda, omega, z0
+    return X
+
+
+def _wrap(dphi: np.ndarray) -> np.ndarray:
+    return (dphi + np.pi) % (2 * np.pi) - np.pi
+
+
+def test_reproduces_the_real_cld_track_state_at_the_calorimeter() -> None:
+    names = (
+        "location",
+        "phi",
+        "omega",
+        "tanLambda",
+        "Z0",
+        "referencePoint.x",
+        "referencePoint.y",
+        "referencePoint.z",
+    )
+    arrays = uproot.open(CLD_FILE)["events"].arrays([STATES + n for n in names], entry_stop=1)
+    s = {n: np.asarray(arrays[STATES + n][0], dtype=np.float64) for n in names}
+    ip, cal = s["location"] == AT_IP, s["location"] == AT_CALORIMETER
+    assert ip.sum() == cal.sum() > 10
+    x, y, z = (s[f"referencePoint.{c}"][cal] for c in "xyz")
+    radius = np.hypot(x, y)
+    in_endcap = np.abs(z) > CLD_ECAL_ENDCAP_Z_MM - 1.0
+    X = _track_rows(*(torch.as_tensor(s[n][ip]) for n in ("phi", "tanLambda", "omega", "Z0")))
+    # Barrel states at their own radius (the CLD ECAL barrel is a polygon, 2150-2220 mm from the beam).
+    face = torch.as_tensor(np.where(in_endcap, CLD_ECAL_BARREL_R_MM, radius))
+    eta, phi = helix_at_calorimeter(X, face, CLD_ECAL_ENDCAP_Z_MM)
+    true_phi = np.arctan2(y, x)
+    bend = np.abs(_wrap(true_phi - s["phi"][ip]))
+    # 0.01 rad: D0 (up to 33 mm here) is neglected; a few real states are not at the first calorimeter crossing.
+    good = (np.abs(_wrap(phi.numpy() - true_phi)) < 0.01) & (
+        np.abs(eta.numpy() - np.arcsinh(z / radius)) < 0.01
+    )
+    assert good.mean() >= 0.75
+    # ... and it follows the bending (0.2 rad typical here, up to 0.85 among the matches), not the IP direction.
+    assert np.median(bend[good]) > 0.15
+    assert bend[good].max() > 0.5
+    assert good[in_endcap].sum() >= 1
+
+
+@pytest.mark.parametrize("charge", [-1.0, 1.0])
+def test_agrees_with_the_fastsim_helix_in_barrel_and_endcap(charge: float) -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    pt = rng.uniform(1.0, 50.0, n)
+    phi0 = rng.uniform(-np.pi, np.pi, n)
+    tan_lambda = np.sinh(rng.uniform(-2.5, 2.5, n))
+    q = np.full(n, charge)
+    helix = Helix(
+        np.zeros(n), np.zeros(n), np.zeros(n), pt * np.cos(phi0), pt * np.sin(phi0), pt * tan_lambda, q
+    )
+    s = np.minimum(helix.to_cylinder(C.ECAL_BARREL_RMIN), helix.to_plane(C.ECAL_ENDCAP_ZMIN))
+    x, y, z, _ = helix.at(s)
+    omega = q * C.C_LIGHT_GEV * C.B_FIELD_T / pt  # the sign convention the fastsim writes (mlpf.sim.tracking)
+    X = _track_rows(*(torch.as_tensor(a) for a in (phi0, tan_lambda, omega, np.zeros(n))))
+    eta, phi = helix_at_calorimeter(X, C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
+    np.testing.assert_allclose(_wrap(phi.numpy() - np.arctan2(y, x)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(eta.numpy(), np.arcsinh(z / np.hypot(x, y)), atol=1e-6)
+
+
+def test_clusters_keep_their_position_and_padding_is_zero() -> None:
+    X = torch.zeros(1, 3, 17)
+    X[0, 0, X_TYPE] = ELEMENT_CLUSTER
+    X[0, 0, X_ETA], X[0, 0, X_SIN_PHI], X[0, 0, X_COS_PHI] = 0.7, np.sin(2.0), np.cos(2.0)
+    X[0, 1, X_TYPE] = ELEMENT_TRACK
+    X[0, 1, X_SIN_PHI], X[0, 1, X_COS_PHI], X[0, 1, X_OMEGA] = 0.0, 1.0, 2e-3  # 2 rho < 1500 mm: a looper
+    mask = torch.tensor([[True, True, False]])
+    f = calorimeter_features(X, mask)
+    assert f.shape == (1, 3, N_CALORIMETER_FEATURES)
+    torch.testing.assert_close(
+        f[0, 0, :3], torch.tensor([0.7, np.sin(2.0), np.cos(2.0)], dtype=torch.float32)
+    )
+    # the looper is placed half a turn on: phi0 - pi/2 for a positive track
+    torch.testing.assert_close(f[0, 1, 1:3], torch.tensor([-1.0, 0.0]), atol=1e-6, rtol=0)
+    assert torch.isfinite(f).all()
+    assert f[0, 2].abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    "block", [7, 1024]
+)  # several query blocks with a ragged last one, and a single block
+def test_link_features_are_the_kernel_sums(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocked sums equal the brute-force kernel sums over the other elements of each type."""
+    monkeypatch.setattr(geometry, "LINK_QUERY_BLOCK", block)
+    g = torch.Generator().manual_seed(0)
+    B, N = 2, 40
+    X = torch.zeros(B, N, 17)
+    X[..., X_TYPE] = torch.randint(1, 3, (B, N), generator=g).float()
+    X[..., X_ENERGY] = torch.rand(B, N, generator=g) * 20
+    # elements packed into a few 0.1 x 0.1 patches so that every kernel width sees neighbours
+    eta = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03
+    phi = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03 + 3.1
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[1, 25:] = False
+    X = X * mask[..., None]
+    f = link_features(X, mask, eta, phi)
+    assert f.shape == (B, N, N_LINK_FEATURES)
+    n_widths = len(LINK_WIDTHS)
+    for w, width in enumerate(LINK_WIDTHS):
+        kappa = 1.0 / width**2
+        dphi = phi[..., :, None] - phi[..., None, :]
+        deta = eta[..., :, None] - eta[..., None, :]
+        K = torch.exp(kappa * (torch.cos(dphi.double()) - 1) - 0.5 * kappa * deta.double() ** 2) * (
+            1 - torch.eye(N)
+        )
+        for t, element_type in enumerate((ELEMENT_TRACK, ELEMENT_CLUSTER)):
+            keys = ((X[..., X_TYPE] == element_type) & mask)[:, None, :].float()
+            value_sum = (K * keys * X[..., X_ENERGY][:, None, :]).sum(-1).float()
+            kernel_sum = (K * keys).sum(-1).float()
+            col = 2 * w + t
+            torch.testing.assert_close(f[..., col][mask], torch.log1p(value_sum)[mask], atol=1e-5, rtol=0)
+            torch.testing.assert_close(
+                f[..., 2 * n_widths + col][mask], torch.log1p(kernel_sum)[mask], atol=1e-2, rtol=0
+            )
+            if element_type == ELEMENT_TRACK:
+                excess = X[..., X_ENERGY] - value_sum
+                expected = torch.sign(excess) * torch.log1p(excess.abs())
+                torch.testing.assert_close(
+                    f[..., 4 * n_widths + w][mask], expected[mask], atol=1e-2, rtol=1e-3
+                )
+    assert f[~mask].abs().sum() == 0
+    assert (
+        f[..., 2 * n_widths : 4 * n_widths][mask] > 0.1
+    ).any()  # the patches do put neighbours in the kernels

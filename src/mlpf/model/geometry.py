@@ -140,46 +140,61 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
     signed log of the element's own energy minus the nearby track momentum (for a cluster: the neutral excess
     rule-based particle flow computes). Sums exclude the element itself.
 
-    The kernel exponent kappa (cos dphi - 1) - kappa deta^2 / 2 is a difference of terms of size kappa eta^2
-    (~10^4 for the narrow width in the endcaps), so it is computed in float64 with autocast off: in float32 the
-    sums were only good to 0.3 %, enough for an exported model to drift from PyTorch. Queries are processed in
-    blocks of LINK_QUERY_BLOCK, so memory is O(block x N), never N x N (one block when exporting, to keep the
-    element axis dynamic). No gradient flows: these are functions of the inputs alone.
+    The exponent is built from pairwise differences, kappa (2 sin^2(dphi / 2) + deta^2 / 2), never from dot
+    products of absolute coordinates: those cancel terms of ~1e4 and left the sums good to only 0.3 % in float32,
+    enough for an exported model to drift from PyTorch. Queries go in blocks of LINK_QUERY_BLOCK, so memory is
+    O(block x N), never N x N (one block when exporting, to keep the element axis dynamic); time is O(N^2).
+    No gradient flows: these are functions of the inputs alone.
     """
+    dtype = X.dtype
     with torch.no_grad(), torch.autocast(X.device.type, enabled=False):
-        energy = X[..., X_ENERGY].double().clamp_min(0.0) * mask.double()
-        is_track = ((X[..., X_TYPE] == ELEMENT_TRACK) & mask).double()
-        is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).double()
+        X, eta, phi = X.float(), eta.float(), phi.float()
+        fmask = mask.float()
+        energy = X[..., X_ENERGY].clamp_min(0.0) * fmask
+        is_track = ((X[..., X_TYPE] == ELEMENT_TRACK) & mask).float()
+        is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).float()
         # values [B, N, 4]: track momentum, track count, cluster energy, cluster count
         values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster], -1)
-        eta, phi = eta.double(), phi.double()
-        points = torch.stack([torch.sin(phi), torch.cos(phi), eta], -1)  # [B, N, 3]
-        n = points.shape[1]
+        n = X.shape[1]
         # An exported graph takes every query at once: a Python loop over blocks would freeze the element count.
-        exporting = torch.onnx.is_in_onnx_export()
-        sums = []
-        for width in LINK_WIDTHS:
-            kappa = 1.0 / (width * width)
-            if exporting:
-                blocks = [_kernel_sums(points, points, values, kappa)]
-            else:
-                blocks = [
-                    _kernel_sums(points[:, i : i + LINK_QUERY_BLOCK], points, values, kappa)
+        if torch.onnx.is_in_onnx_export():
+            sums = _kernel_sums(eta, phi, eta, phi, values)
+        else:
+            sums = torch.cat(
+                [
+                    _kernel_sums(
+                        eta[:, i : i + LINK_QUERY_BLOCK], phi[:, i : i + LINK_QUERY_BLOCK], eta, phi, values
+                    )
                     for i in range(0, n, LINK_QUERY_BLOCK)
-                ]
-            # drop the element's own term (K_ii = 1); [B, N, 4] per width
-            sums.append((torch.cat(blocks, 1) - values).clamp_min(0.0))
-        value_sums = torch.log1p(torch.cat([w[..., 0::2] for w in sums], -1))  # track p, cluster E per width
-        kernel_sums = torch.log1p(torch.cat([w[..., 1::2] for w in sums], -1))  # track, cluster counts
-        excess = torch.stack([energy - w[..., 0] for w in sums], -1)
+                ],
+                1,
+            )
+        # [B, N, widths, 4]; drop the element's own term (K_ii = 1)
+        sums = (sums - values[:, :, None, :]).clamp_min(0.0)
+        value_sums = torch.log1p(sums[..., 0::2].flatten(2))  # per width: track p, cluster E
+        kernel_sums = torch.log1p(sums[..., 1::2].flatten(2))  # per width: track count, cluster count
+        excess = energy[..., None] - sums[..., 0]
         result = torch.cat([value_sums, kernel_sums, torch.sign(excess) * torch.log1p(excess.abs())], -1)
-        result = torch.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0) * mask[..., None]
-        return result.to(X.dtype)
+        result = torch.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0) * fmask[..., None]
+        return result.to(dtype)
 
 
-def _kernel_sums(query: torch.Tensor, key: torch.Tensor, values: torch.Tensor, kappa: float) -> torch.Tensor:
-    """sum_j K_ij values_j for a block of query points; points are (sin phi, cos phi, eta)."""
-    cos_dphi = query[..., :2] @ key[..., :2].transpose(1, 2)  # [B, Q, N]
-    deta = query[..., 2:3] - key[..., 2].unsqueeze(1)
-    kernel = torch.exp(kappa * (cos_dphi - 1.0) - 0.5 * kappa * deta * deta)
-    return kernel @ values
+def _kernel_sums(
+    q_eta: torch.Tensor, q_phi: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    """[B, Q, widths, 4]: sum_j K_ij values_j for a block of queries against all elements.
+
+    Written for few passes over the [B, Q, N] pair tensor (the cost at large N): half angles are taken per
+    element, and the in-place steps reuse one buffer.
+    """
+    d = torch.sin(0.5 * q_phi[:, :, None] - 0.5 * phi[:, None, :]).square_().mul_(4.0)  # 2 (1 - cos dphi)
+    d.addcmul_(q_eta[:, :, None] - eta[:, None, :], q_eta[:, :, None] - eta[:, None, :])  # + deta^2
+    # K = exp(-d / (2 w^2)) per width, from the widest down, rescaling the one exponent buffer in place
+    widths = sorted(LINK_WIDTHS, reverse=True)
+    d.mul_(-0.5 / widths[0] ** 2)
+    sums = {}
+    for i, w in enumerate(widths):
+        if i:
+            d.mul_((widths[i - 1] / w) ** 2)
+        sums[w] = torch.exp(d) @ values
+    return torch.stack([sums[w] for w in LINK_WIDTHS], 2)

@@ -125,8 +125,8 @@ def test_lsh_layer_groups_close_elements_in_bins_and_never_builds_n_by_n() -> No
 
 
 @pytest.mark.parametrize("kind", ["transformer", "gnn_lsh"])
-def test_tracks_keep_their_measured_direction_clusters_get_a_learned_one(kind: str) -> None:
-    # a track measures its particle's direction; a learned correction only wandered off out of distribution
+def test_tracks_keep_their_measured_momentum_clusters_get_a_learned_one(kind: str) -> None:
+    # a track measures its particle's pt and direction; learned corrections only added noise out of distribution
     torch.manual_seed(0)
     model = build_model({"type": kind, **SMALL}).eval()
     X, mask = _batch()
@@ -137,3 +137,6 @@ def test_tracks_keep_their_measured_direction_clusters_get_a_learned_one(kind: s
     # momentum columns 1-3 = eta, sin phi, cos phi; X columns 2-4 the element's own
     assert torch.equal(momentum[is_track][:, 1:4], X[is_track][:, 2:5])
     assert not torch.allclose(momentum[is_cluster][:, 1:4], X[is_cluster][:, 2:5])
+    # momentum column 0 = log(pt / element pt): exactly 0 (pt = track pt) for tracks, learned for clusters
+    assert torch.equal(momentum[is_track][:, 0], torch.zeros(int(is_track.sum())))
+    assert momentum[is_cluster][:, 0].abs().min() > 0

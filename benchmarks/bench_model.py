@@ -48,6 +48,13 @@ def make_batch(
     X[..., 0] = torch.randint(1, 3, (B, N), generator=g).float()
     X[..., 2] = torch.randn(B, N, generator=g)
     X[..., 5] = X[..., 1] * torch.cosh(X[..., 2])
+    # Directions and helices as in an event (the calorimeter-point inputs depend on them): phi uniform,
+    # tanLambda = sinh(eta), omega = +-0.3 B / pt in 1/mm for the 4 T CLICdet field.
+    phi = 2 * torch.pi * torch.rand(B, N, generator=g)
+    X[..., 3], X[..., 4] = torch.sin(phi), torch.cos(phi)
+    charge = torch.randint(0, 2, (B, N), generator=g).float() * 2 - 1
+    X[..., 11] = torch.sinh(X[..., 2])
+    X[..., 13] = charge * 2.99792458e-4 * 4.0 / X[..., 1].clamp_min(0.1)
     y = torch.zeros(B, N, 7)
     y[..., 0] = torch.randint(0, 6, (B, N), generator=g).float()
     y[..., 2], y[..., 3], y[..., 6] = X[..., 1], X[..., 2], X[..., 5]

@@ -115,12 +115,14 @@ def test_clusters_keep_their_position_and_padding_is_zero() -> None:
     assert f[0, 2].abs().sum() == 0
 
 
-@pytest.mark.parametrize(
-    "block", [7, 1024]
-)  # several query blocks with a ragged last one, and a single block
-def test_link_features_are_the_kernel_sums(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blocked sums equal the brute-force kernel sums over the other elements of each type."""
+# the grid in several query blocks with a ragged last one, in a single block, and the exported graph's all pairs
+@pytest.mark.parametrize(("block", "exporting"), [(7, False), (1024, False), (1024, True)])
+def test_link_features_are_the_kernel_sums(
+    block: int, exporting: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every path gives the brute-force kernel sums over the other elements of each type."""
     monkeypatch.setattr(geometry, "LINK_QUERY_BLOCK", block)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: exporting)
     g = torch.Generator().manual_seed(0)
     B, N = 2, 40
     X = torch.zeros(B, N, 17)
@@ -129,6 +131,7 @@ def test_link_features_are_the_kernel_sums(block: int, monkeypatch: pytest.Monke
     # elements packed into a few 0.1 x 0.1 patches so that every kernel width sees neighbours
     eta = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03
     phi = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03 + 3.1
+    phi = torch.remainder(phi + torch.pi, 2 * torch.pi) - torch.pi  # patches across the phi = +-pi seam
     mask = torch.ones(B, N, dtype=torch.bool)
     mask[1, 25:] = False
     X = X * mask[..., None]

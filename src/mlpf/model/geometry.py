@@ -41,8 +41,16 @@ ETA_FREQUENCIES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # (30 mm at 1.5 m), 0.06 a hadron shower core in the HCAL (70 mm at 1.7 m; PAPAS HCAL cluster size 10 cm).
 LINK_WIDTHS = (0.02, 0.06)
 N_LINK_FEATURES = 4 * len(LINK_WIDTHS) + len(LINK_WIDTHS)
-# Queries per block of the link kernel: memory 8 bytes x batch x block x N per width.
+# Pairs farther apart than LINK_CUTOFF in eta or phi (squared distance 4 sin^2(dphi/2) + deta^2 above
+# LINK_CUTOFF^2) get K = 0: there the wide kernel is below exp(-LINK_CUTOFF^2 / (2 * 0.06^2)) ~ 1e-6.
+LINK_CUTOFF = 0.32
+# Each element's partners are looked up in an (eta, phi) grid of LINK_CUTOFF cells (time and memory ~ N x
+# elements in 9 cells, not N^2), LINK_QUERY_BLOCK queries at a time (memory ~ block x 9 cells' elements).
+# An exported graph takes all pairs at once (data-dependent grid sizes would freeze into the graph); both give
+# the same sums.
 LINK_QUERY_BLOCK = 1024
+# The grid covers |eta| < LINK_GRID_ETA_MAX; elements beyond share the edge cells (more pairs, none lost).
+LINK_GRID_ETA_MAX = 5.0
 N_CALORIMETER_FEATURES = 3 + 2 * (len(PHI_HARMONICS) + len(ETA_FREQUENCIES)) + N_LINK_FEATURES
 
 _TINY = 1e-12
@@ -142,9 +150,9 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
 
     The exponent is built from pairwise differences, kappa (2 sin^2(dphi / 2) + deta^2 / 2), never from dot
     products of absolute coordinates: those cancel terms of ~1e4 and left the sums good to only 0.3 % in float32,
-    enough for an exported model to drift from PyTorch. Queries go in blocks of LINK_QUERY_BLOCK, so memory is
-    O(block x N), never N x N (one block when exporting, to keep the element axis dynamic); time is O(N^2).
-    No gradient flows: these are functions of the inputs alone.
+    enough for an exported model to drift from PyTorch. Pairs beyond LINK_CUTOFF are dropped, and partners are
+    found through an (eta, phi) grid, so nothing of size N x N is built (docs/performance.md). No gradient
+    flows: these are functions of the inputs alone.
     """
     dtype = X.dtype
     with torch.no_grad(), torch.autocast(X.device.type, enabled=False):
@@ -155,20 +163,10 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).float()
         # values [B, N, 4]: track momentum, track count, cluster energy, cluster count
         values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster], -1)
-        n = X.shape[1]
-        # An exported graph takes every query at once: a Python loop over blocks would freeze the element count.
         if torch.onnx.is_in_onnx_export():
             sums = _kernel_sums(eta, phi, eta, phi, values)
         else:
-            sums = torch.cat(
-                [
-                    _kernel_sums(
-                        eta[:, i : i + LINK_QUERY_BLOCK], phi[:, i : i + LINK_QUERY_BLOCK], eta, phi, values
-                    )
-                    for i in range(0, n, LINK_QUERY_BLOCK)
-                ],
-                1,
-            )
+            sums = _grid_kernel_sums(eta, phi, values, mask)
         # [B, N, widths, 4]; drop the element's own term (K_ii = 1)
         sums = (sums - values[:, :, None, :]).clamp_min(0.0)
         value_sums = torch.log1p(sums[..., 0::2].flatten(2))  # per width: track p, cluster E
@@ -179,22 +177,78 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         return result.to(dtype)
 
 
-def _kernel_sums(
-    q_eta: torch.Tensor, q_phi: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor
-) -> torch.Tensor:
-    """[B, Q, widths, 4]: sum_j K_ij values_j for a block of queries against all elements.
+def _kernels(d: torch.Tensor) -> list[torch.Tensor]:
+    """K = exp(-d / (2 w^2)) for each width in LINK_WIDTHS, 0 beyond LINK_CUTOFF; d = 4 sin^2(dphi/2) + deta^2.
 
-    Written for few passes over the [B, Q, N] pair tensor (the cost at large N): half angles are taken per
-    element, and the in-place steps reuse one buffer.
+    Written for few passes over the pair tensor (the cost at large N): one exponent buffer, rescaled in place.
     """
-    d = torch.sin(0.5 * q_phi[:, :, None] - 0.5 * phi[:, None, :]).square_().mul_(4.0)  # 2 (1 - cos dphi)
-    d.addcmul_(q_eta[:, :, None] - eta[:, None, :], q_eta[:, :, None] - eta[:, None, :])  # + deta^2
-    # K = exp(-d / (2 w^2)) per width, from the widest down, rescaling the one exponent buffer in place
+    near = d < LINK_CUTOFF**2
     widths = sorted(LINK_WIDTHS, reverse=True)
-    d.mul_(-0.5 / widths[0] ** 2)
-    sums = {}
+    d = d.mul(-0.5 / widths[0] ** 2)
+    kernels = {}
     for i, w in enumerate(widths):
         if i:
             d.mul_((widths[i - 1] / w) ** 2)
-        sums[w] = torch.exp(d) @ values
-    return torch.stack([sums[w] for w in LINK_WIDTHS], 2)
+        kernels[w] = torch.where(near, torch.exp(d), torch.zeros_like(d))
+    return [kernels[w] for w in LINK_WIDTHS]
+
+
+def _kernel_sums(
+    q_eta: torch.Tensor, q_phi: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    """[B, Q, widths, 4]: sum_j K_ij values_j for queries against all elements (the exported graph's path)."""
+    d = torch.sin(0.5 * q_phi[:, :, None] - 0.5 * phi[:, None, :]).square_().mul_(4.0)
+    d.addcmul_(q_eta[:, :, None] - eta[:, None, :], q_eta[:, :, None] - eta[:, None, :])
+    return torch.stack([k @ values for k in _kernels(d)], 2)
+
+
+def _grid_kernel_sums(
+    eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """[B, N, widths, 4] as `_kernel_sums` over all elements, with each element's partners looked up in the 3 x 3
+    (eta, phi) cells of side >= LINK_CUTOFF around it, so that time and memory grow as N x (elements per 9
+    cells) rather than N^2 (for 10240 elements spread like a busy event, ~20 x fewer pairs)."""
+    B, N = eta.shape
+    n_phi = max(3, int(2 * torch.pi / LINK_CUTOFF))  # cells of 2 pi / n_phi >= LINK_CUTOFF
+    half_eta = int(torch.ceil(torch.tensor(LINK_GRID_ETA_MAX / LINK_CUTOFF)))
+    n_eta = 2 * half_eta
+    i_phi = (
+        torch.floor(torch.remainder(phi, 2 * torch.pi) * (n_phi / (2 * torch.pi))).long().clamp(0, n_phi - 1)
+    )
+    i_eta = (torch.floor(eta / LINK_CUTOFF).long() + half_eta).clamp(0, n_eta - 1)
+    n_cells = B * n_eta * n_phi
+    batch = torch.arange(B, device=eta.device)[:, None]
+    cell = torch.where(
+        mask, (batch * n_eta + i_eta) * n_phi + i_phi, torch.full_like(i_eta, n_cells)
+    ).flatten()
+    # Table [cells + 1, M] of the flat element indices in each cell (-1 = empty); the last row is always empty.
+    order = torch.argsort(cell, stable=True)
+    counts = torch.bincount(cell, minlength=n_cells + 1)
+    first = torch.cumsum(counts, 0) - counts
+    sorted_cell = cell[order]
+    rank = torch.arange(B * N, device=eta.device) - first[sorted_cell]
+    real = sorted_cell < n_cells
+    occupancy = int(counts[:n_cells].max()) if n_cells else 0
+    table = torch.full((n_cells + 1, max(occupancy, 1)), -1, dtype=torch.long, device=eta.device)
+    table[sorted_cell[real], rank[real]] = order[real]
+    # The 9 neighbour cells of every element: phi wraps around, eta beyond the grid is the empty row.
+    offsets = torch.tensor([-1, 0, 1], device=eta.device)
+    n_eta_cell = i_eta.flatten()[:, None, None] + offsets[None, :, None]
+    n_phi_cell = torch.remainder(i_phi.flatten()[:, None, None] + offsets[None, None, :], n_phi)
+    b = batch.expand(B, N).flatten()[:, None, None]
+    inside = (n_eta_cell >= 0) & (n_eta_cell < n_eta) & mask.flatten()[:, None, None]
+    neighbour_cell = torch.where(inside, (b * n_eta + n_eta_cell) * n_phi + n_phi_cell, n_cells).flatten(1)
+    flat_eta, flat_phi, flat_values = eta.flatten(), phi.flatten(), values.flatten(0, 1)
+    sums = []
+    for start in range(0, B * N, LINK_QUERY_BLOCK):  # memory ~ block x 9 M pairs
+        q = slice(start, start + LINK_QUERY_BLOCK)
+        partners = table[neighbour_cell[q]].flatten(1)  # [block, 9 M]
+        valid = partners >= 0
+        partners = partners.clamp_min(0)
+        d = torch.sin(0.5 * flat_phi[q, None] - 0.5 * flat_phi[partners]).square_().mul_(4.0)
+        deta = flat_eta[q, None] - flat_eta[partners]
+        d.addcmul_(deta, deta)
+        d = torch.where(valid, d, torch.full_like(d, LINK_CUTOFF**2))  # at the cutoff: K = 0
+        partner_values = flat_values[partners]  # [block, 9 M, 4]
+        sums.append(torch.stack([(k[:, None, :] @ partner_values)[:, 0] for k in _kernels(d)], 1))
+    return torch.cat(sums, 0).reshape(B, N, len(LINK_WIDTHS), 4)

@@ -48,7 +48,7 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
     info = _write(
         tmp_path / "model.json",
         {
-            "model": {"name": "m1", "type": "transformer"},
+            "model": {"name": "m1", "type": "transformer", "calorimeter_features": True},
             "n_params": 123456,
             "epochs": 7,
             "training_time_s": 7260.0,
@@ -88,6 +88,7 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
     assert "best 1.500" in card
     assert "R = 0.7" in card
     assert "simulation only" in card.lower()
+    assert "17 features and 37 derived from its calorimeter point" in card
 
 
 def test_card_tolerates_missing_model_info(tmp_path: Path) -> None:
@@ -100,6 +101,7 @@ def test_card_tolerates_missing_model_info(tmp_path: Path) -> None:
     card = out.read_text()
     assert "Hardware: not recorded" in card
     assert "Trainable parameters: not recorded" in card
+    assert "17 features; outputs" in card  # no derived inputs recorded, none claimed
 
 
 def test_unreadable_metrics_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

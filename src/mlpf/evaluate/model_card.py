@@ -160,6 +160,18 @@ def _class_table(metrics: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _derived_inputs(model: dict[str, Any]) -> str:
+    """The inputs the model derives from the 17 features (model.calorimeter_features, docs/model.md)."""
+    if not model.get("calorimeter_features"):
+        return ""
+    from mlpf.model.geometry import N_CALORIMETER_FEATURES  # torch: only when the card needs the number
+
+    return (
+        f" and {N_CALORIMETER_FEATURES} derived from its calorimeter point (tracks: helix extrapolated to the"
+        " ECAL front face) and the elements around it"
+    )
+
+
 def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[str, Any]) -> str:
     """The model card as Markdown text."""
     # model.json (written by `mlpf train`) holds the config sections at the top level; older or other writers
@@ -192,7 +204,10 @@ def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[st
         f"- Architecture: {model.get('type', NOT_RECORDED)}",
         f"- Trainable parameters: {f'{n_params:,}' if isinstance(n_params, int) else NOT_RECORDED}",
         f"- Software: mlpf-workflow {version or NOT_RECORDED}",
-        "- Inputs: per element (track or cluster) 17 features; outputs: one particle or none per element.",
+        (
+            f"- Inputs: per element (track or cluster) 17 features{_derived_inputs(model)}; outputs: one"
+            " particle or none per element."
+        ),
         "- Formats: PyTorch checkpoint and ONNX export (`results/models/<name>/`).",
     ]
     for key, value in sorted(model.items()):

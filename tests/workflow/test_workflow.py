@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from snakemake_runner import run_snakemake
+from mlpf.train import RESUME_CHECKPOINT
+from snakemake_runner import SNAKEFILE, run_snakemake
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,3 +97,58 @@ def test_whole_chain_on_tiny_config(tmp_path):
     assert manifest["provenance"]["settings"]["evaluation"]["timing_sizes"] == [32, 64]
     # nothing half-written is left behind by any stage
     assert not list(tmp_path.rglob("*.tmp*"))
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_a_pre_empted_training_job_is_retried_from_where_it_stopped(tmp_path):
+    """SIGTERM to the training process (what SLURM sends on pre-emption or at the time limit) ends the first
+    attempt with a resumable state; the retry resumes from it. A first attempt removes a state an earlier run
+    left, so a retry can only ever resume its own job's."""
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    config["fastsim"]["events_per_shard"] = 40
+    config["training"].update(epochs=30, checkpoint_every=1)  # ~120 steps: time to interrupt mid-run
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    model_dir = tmp_path / "results" / "models" / "ci"
+    model_dir.mkdir(parents=True)
+    (model_dir / RESUME_CHECKPOINT).write_text("left by an earlier run")  # must be removed, not resumed from
+    console = tmp_path / "snakemake.out"
+    with console.open("w") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
+             "--cores", "2", "-p", "--retries", "1", "results/models/ci/checkpoint.pt"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            trainer = _wait_for_training(model_dir / RESUME_CHECKPOINT, tmp_path, deadline_s=300)
+            os.kill(trainer, signal.SIGTERM)
+            run.wait(timeout=600)
+        finally:
+            run.kill()
+    output = console.read_text()
+    assert run.returncode == 0, output[-3000:]
+    assert output.count("attempt=2") == 1, output[-3000:]  # the job's resources, printed per attempt
+    assert f"else rm -f results/models/ci/{RESUME_CHECKPOINT}; resume=; fi" in output
+    log = (tmp_path / "logs" / "train" / "ci.log").read_text()  # the retry's log
+    assert "resuming from" in log
+    assert "at epoch 0, step 0" not in log  # it continued, it did not start over
+    history = (model_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 30  # one row per epoch: none lost, none repeated
+
+
+def _wait_for_training(state: Path, workdir: Path, deadline_s: float) -> int:
+    """The pid of the `mlpf train` process running in `workdir` once it has written a fresh resumable state."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline_s:
+        if state.exists() and state.stat().st_size > 1000:  # a real checkpoint, not the stale text
+            for proc in Path("/proc").iterdir():
+                try:
+                    cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                    in_workdir = (proc / "cwd").resolve() == workdir.resolve()
+                except OSError:  # not a process, or one that ended meanwhile
+                    continue
+                if in_workdir and any(arg.endswith(b"mlpf") for arg in cmdline[:2]) and b"train" in cmdline:
+                    return int(proc.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no training process wrote {state} within {deadline_s} s")

@@ -72,6 +72,11 @@ def get_final_output():
     ]
 
 
+# The resumable training state `mlpf train` writes beside its outputs (mlpf.train.RESUME_CHECKPOINT; not imported,
+# which would load torch for every plan; tests/workflow/test_workflow.py checks they agree).
+RESUME_STATE = "last.pt"
+
+
 def torchrun_launcher(wildcards, resources):
     """`torchrun ... --no-python ` when the job holds several GPUs (data-parallel, one process per GPU)."""
     n_gpus = int(resources.get("gpu", 0) or 0)

@@ -19,6 +19,7 @@ rule train:
         mem_mb=16000,
         runtime=720,
         gpu=1,
+        attempt=lambda wildcards, attempt: attempt,
     params:
         model=section_json("model"),
         training=section_json("training"),
@@ -26,10 +27,16 @@ rule train:
         seed=config["seed"],
         outdir=subpath(output.checkpoint, parent=True),
         launcher=torchrun_launcher,
+        resume_state=lambda wildcards, output: Path(output.checkpoint).parent / RESUME_STATE,
+    # A retry (`retries:` in the profiles: SLURM pre-emption, wall-time kills, node failures) continues from
+    # the state the failed attempt saved instead of repeating finished epochs. A first attempt starts fresh and
+    # removes a state an earlier run left, possibly made by other code (--resume checks settings and input
+    # paths only). `attempt` is a resource because snakemake re-evaluates resources, not params, on a retry.
     shell:
+        "if [ {resources.attempt} -gt 1 ]; then resume=--resume; else rm -f {params.resume_state}; resume=; fi; "
         "{params.launcher}mlpf train --train {input.datasets} --model-settings {params.model:q}"
         " --settings {params.training:q} --dataset-settings {params.dataset:q} --seed {params.seed}"
-        " --threads {threads} --output-dir {params.outdir} > {log} 2>&1"
+        " --threads {threads} --output-dir {params.outdir} $resume > {log} 2>&1"
 
 
 rule export_onnx:

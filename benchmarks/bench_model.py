@@ -30,7 +30,9 @@ from typing import Any
 import torch
 
 from mlpf.config import validate_section
+from mlpf.data.features import DETECTOR_BFIELD_TESLA, PT_PER_TESLA_MM
 from mlpf.model.factory import build_model
+from mlpf.model.geometry import X_OMEGA, X_TAN_LAMBDA
 from mlpf.model.losses import mlpf_loss
 
 SCALING_N = (256, 1024, 2048, 4096, 10240)
@@ -49,12 +51,13 @@ def make_batch(
     X[..., 2] = torch.randn(B, N, generator=g)
     X[..., 5] = X[..., 1] * torch.cosh(X[..., 2])
     # Directions and helices as in an event (the calorimeter-point inputs depend on them): phi uniform,
-    # tanLambda = sinh(eta), omega = +-0.3 B / pt in 1/mm for the 4 T CLICdet field.
+    # tanLambda = sinh(eta), omega = charge x 3e-4 B / pt in 1/mm for the CLIC field (the parser's inverse).
     phi = 2 * torch.pi * torch.rand(B, N, generator=g)
     X[..., 3], X[..., 4] = torch.sin(phi), torch.cos(phi)
     charge = torch.randint(0, 2, (B, N), generator=g).float() * 2 - 1
-    X[..., 11] = torch.sinh(X[..., 2])
-    X[..., 13] = charge * 2.99792458e-4 * 4.0 / X[..., 1].clamp_min(0.1)
+    X[..., X_TAN_LAMBDA] = torch.sinh(X[..., 2])
+    bfield = DETECTOR_BFIELD_TESLA["clic"]
+    X[..., X_OMEGA] = charge * PT_PER_TESLA_MM * bfield / X[..., 1].clamp_min(0.1)
     y = torch.zeros(B, N, 7)
     y[..., 0] = torch.randint(0, 6, (B, N), generator=g).float()
     y[..., 2], y[..., 3], y[..., 6] = X[..., 1], X[..., 2], X[..., 5]

@@ -18,17 +18,20 @@ tests/fixtures/edm4hep stores an AtCalorimeter track state that this reproduces 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from mlpf.data.features import TRACK_FEATURES
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
+from mlpf.sim.constants import ECAL_BARREL_RMIN, ECAL_ENDCAP_ZMIN
 
-# Track columns of X (mlpf.data.features.TRACK_FEATURES): tanLambda, D0, omega, Z0.
-X_TAN_LAMBDA, X_OMEGA, X_Z0 = 11, 13, 14
+# Track columns of X used by the helix.
+X_TAN_LAMBDA, X_OMEGA, X_Z0 = (TRACK_FEATURES.index(name) for name in ("tanLambda", "omega", "Z0"))
 
-# CLIC_o3_v14 ECAL front face: barrel inner radius 1500 mm, endcap inner z 2307 mm (key4hep/k4geo
-# `CLIC/compact/CLIC_o3_v14/`; the numbers mlpf.sim.constants builds the fastsim calorimeter from).
-CALORIMETER_RADIUS_MM = 1500.0
-CALORIMETER_HALF_LENGTH_MM = 2307.0
+# CLIC_o3_v14 ECAL front face (barrel inner radius 1500 mm, endcap inner z 2307 mm; mlpf.sim.constants [K4GEO]).
+CALORIMETER_RADIUS_MM = ECAL_BARREL_RMIN
+CALORIMETER_HALF_LENGTH_MM = ECAL_ENDCAP_ZMIN
 
 # Frequencies of the Fourier features: phi harmonics 1..32 resolve delta phi down to ~0.03 rad, the eta
 # frequencies (per unit eta) the same scale in eta; a track-cluster pair within a few ECAL cells then has a
@@ -51,6 +54,8 @@ LINK_CUTOFF = 0.32
 LINK_QUERY_BLOCK = 1024
 # The grid covers |eta| < LINK_GRID_ETA_MAX; elements beyond share the edge cells (more pairs, none lost).
 LINK_GRID_ETA_MAX = 5.0
+_GRID_PHI_CELLS = max(3, int(2 * math.pi / LINK_CUTOFF))  # cells of 2 pi / n >= LINK_CUTOFF
+_GRID_HALF_ETA_CELLS = math.ceil(LINK_GRID_ETA_MAX / LINK_CUTOFF)
 N_CALORIMETER_FEATURES = 3 + 2 * (len(PHI_HARMONICS) + len(ETA_FREQUENCIES)) + N_LINK_FEATURES
 
 _TINY = 1e-12
@@ -136,7 +141,6 @@ def calorimeter_features(
         ],
         dim=-1,
     )
-    out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     return out * mask[..., None].to(out.dtype)
 
 
@@ -164,7 +168,7 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         # values [B, N, 4]: track momentum, track count, cluster energy, cluster count
         values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster], -1)
         if torch.onnx.is_in_onnx_export():
-            sums = _kernel_sums(eta, phi, eta, phi, values)
+            sums = _kernel_sums(eta, phi, values)
         else:
             sums = _grid_kernel_sums(eta, phi, values, mask)
         # [B, N, widths, 4]; drop the element's own term (K_ii = 1)
@@ -193,12 +197,19 @@ def _kernels(d: torch.Tensor) -> list[torch.Tensor]:
     return [kernels[w] for w in LINK_WIDTHS]
 
 
-def _kernel_sums(
-    q_eta: torch.Tensor, q_phi: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor
+def _squared_distance(
+    q_eta: torch.Tensor, q_phi: torch.Tensor, k_eta: torch.Tensor, k_phi: torch.Tensor
 ) -> torch.Tensor:
-    """[B, Q, widths, 4]: sum_j K_ij values_j for queries against all elements (the exported graph's path)."""
-    d = torch.sin(0.5 * q_phi[:, :, None] - 0.5 * phi[:, None, :]).square_().mul_(4.0)
-    d.addcmul_(q_eta[:, :, None] - eta[:, None, :], q_eta[:, :, None] - eta[:, None, :])
+    """4 sin^2(dphi / 2) + deta^2 = 2 (1 - cos dphi) + deta^2 of broadcast query and partner points, from
+    differences (not dot products of absolute coordinates, which cancel in float32)."""
+    d = torch.sin(0.5 * q_phi - 0.5 * k_phi).square_().mul_(4.0)
+    deta = q_eta - k_eta
+    return d.addcmul_(deta, deta)
+
+
+def _kernel_sums(eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """[B, N, widths, 4]: sum_j K_ij values_j over all pairs (the exported graph's path)."""
+    d = _squared_distance(eta[:, :, None], phi[:, :, None], eta[:, None, :], phi[:, None, :])
     return torch.stack([k @ values for k in _kernels(d)], 2)
 
 
@@ -209,8 +220,7 @@ def _grid_kernel_sums(
     (eta, phi) cells of side >= LINK_CUTOFF around it, so that time and memory grow as N x (elements per 9
     cells) rather than N^2 (for 10240 elements spread like a busy event, ~20 x fewer pairs)."""
     B, N = eta.shape
-    n_phi = max(3, int(2 * torch.pi / LINK_CUTOFF))  # cells of 2 pi / n_phi >= LINK_CUTOFF
-    half_eta = int(torch.ceil(torch.tensor(LINK_GRID_ETA_MAX / LINK_CUTOFF)))
+    n_phi, half_eta = _GRID_PHI_CELLS, _GRID_HALF_ETA_CELLS
     n_eta = 2 * half_eta
     i_phi = (
         torch.floor(torch.remainder(phi, 2 * torch.pi) * (n_phi / (2 * torch.pi))).long().clamp(0, n_phi - 1)
@@ -245,9 +255,7 @@ def _grid_kernel_sums(
         partners = table[neighbour_cell[q]].flatten(1)  # [block, 9 M]
         valid = partners >= 0
         partners = partners.clamp_min(0)
-        d = torch.sin(0.5 * flat_phi[q, None] - 0.5 * flat_phi[partners]).square_().mul_(4.0)
-        deta = flat_eta[q, None] - flat_eta[partners]
-        d.addcmul_(deta, deta)
+        d = _squared_distance(flat_eta[q, None], flat_phi[q, None], flat_eta[partners], flat_phi[partners])
         d = torch.where(valid, d, torch.full_like(d, LINK_CUTOFF**2))  # at the cutoff: K = 0
         partner_values = flat_values[partners]  # [block, 9 M, 4]
         sums.append(torch.stack([(k[:, None, :] @ partner_values)[:, 0] for k in _kernels(d)], 1))

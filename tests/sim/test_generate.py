@@ -72,6 +72,23 @@ def test_pileup_overlay_keeps_subevents_apart():
     assert np.median(np.abs(t.time[~ov & (t.gen_status == 1)])) < 0.1
 
 
+def test_pileup_overlay_holds_the_hadronic_products_without_the_beams():
+    """The overlay delivers the photon-photon interactions' products, not the scattered beam leptons."""
+    n = 8
+    _, t = _truth("ttbar_pu10", n=n, pileup_mean=10.0)
+    ov = ((t.sim_status >> BIT_OVERLAY) & 1).astype(bool)
+    final_ov = ov & t.final
+    # the scattered e+ e- of lepton2gamma carry ~165 GeV each down the beam pipe; none is left
+    beam_like = final_ov & (np.abs(t.pdg) == 11) & (t.energy > 50.0)
+    assert not beam_like.any()
+    assert not np.any(ov & (t.gen_status == 4))  # no pile-up beam entries either
+    # what is left is hadronic activity: tens of GeV per event, mostly hadrons and photons from their decays
+    per_event = np.bincount(t.evt[final_ov], weights=t.energy[final_ov], minlength=n)
+    assert 20.0 < np.median(per_event) < 2000.0
+    hadronic = np.isin(np.abs(t.pdg[final_ov]), (22, 211, 321, 2212, 2112, 130, 11, 13, 12, 14, 16))
+    assert hadronic.mean() > 0.95
+
+
 def test_gun_energy_range_and_species():
     _, t = _truth("gun_pi", n=50, emin=10.0, emax=20.0)
     first = t.offsets[:-1]

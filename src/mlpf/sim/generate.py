@@ -39,6 +39,14 @@ PILEUP_CARD = [
     "PhaseSpace:pTHatMin = 2.0",
 ]
 PILEUP_MEAN = 10.0  # Poisson mean of gamma gamma -> hadrons interactions (MLPF PU10 sample)
+# Pythia status codes used to take the beams out of an overlaid interaction: -12 marks an incoming beam, and a
+# final-state particle whose mother is a beam is the beam remnant (status 63; with PDF:lepton2gamma the
+# scattered e+ and e-, ~165 GeV each at |eta| > 3). The CLIC overlay adds the hadronic products of the
+# photon-photon interactions to the signal (CLIC CDR vol. 2, arXiv:1202.5940, section 12.2: pre-generated
+# gamma gamma -> hadrons events overlaid per bunch crossing), not the beam particles, which leave along the beam
+# pipe. Entries set to REMOVED_STATUS are dropped from the stored MC truth and never reach the detector.
+PYTHIA_BEAM_STATUS = -12
+REMOVED_STATUS = 0
 PILEUP_SAMPLES = {"ttbar_pu10"}
 # CLIC bunch spacing 0.5 ns (CDR); the MLPF PU10 sample shifts interaction i by i x 0.5 (run_sim_pu.sh, main19.cc)
 PILEUP_BUNCH_SPACING_NS = 0.5
@@ -231,6 +239,21 @@ def _generate_gun(pdg: int, n_events: int, seed: int, emin: float, emax: float, 
     return GenRecord(counts, {k: np.asarray(v, dtype=dtypes.get(k, np.float64)) for k, v in rows.items()})
 
 
+def without_beams(record: GenRecord) -> GenRecord:
+    """The record with its incoming beams and their remnants marked REMOVED_STATUS (see PYTHIA_BEAM_STATUS).
+
+    What remains of a pile-up interaction is what the CLIC overlay delivers: the photons' hadronic products.
+    """
+    a = record.arrays
+    off = np.concatenate([[0], np.cumsum(record.counts)])
+    evt = np.repeat(np.arange(record.n_events), record.counts)
+    mother = np.where(a["mother1"] > 0, a["mother1"] + off[evt], 0)
+    beam = a["status"] == PYTHIA_BEAM_STATUS
+    remnant = (a["status"] > 0) & beam[mother] & (a["mother1"] > 0)
+    status = np.where(beam | remnant, REMOVED_STATUS, a["status"]).astype(a["status"].dtype)
+    return GenRecord(record.counts, {**a, "status": status})
+
+
 def overlay_records(signal: GenRecord, pileup: GenRecord, n_pileup: np.ndarray) -> GenRecord:
     """Append n_pileup[i] consecutive pile-up events to signal event i (indices shifted, marked as overlay).
 
@@ -303,4 +326,4 @@ def generate(
     if total == 0:
         return signal
     pileup = _generate_process(_beam_lines(sqrt_s) + PILEUP_CARD, total, seed + 1)
-    return overlay_records(signal, pileup, n_pileup)
+    return overlay_records(signal, without_beams(pileup), n_pileup)

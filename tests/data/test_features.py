@@ -8,6 +8,7 @@ import pytest
 import uproot
 
 from edm4hep_fixtures import CLD_FILE as CLD
+from edm4hep_fixtures import CLIC_LEGACY_FILE as CLIC_LEGACY
 from mlpf.data import features
 from mlpf.data.parse import parse_file
 
@@ -51,16 +52,30 @@ def test_zero_curvature_gives_finite_zeros():
     assert x[0, features.COL_PT] == 0.0
 
 
-def test_cluster_features_from_hits():
+def _two_clusters(energy_weighted_spread: bool) -> np.ndarray:
     # Two clusters: the first with an ECAL and an HCAL hit, the second with one muon-system hit.
     hit_cluster = np.array([0, 0, 1])
     hit_energy = np.array([1.0, 3.0, 2.0])
     hit_position = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
-    x = features.cluster_features(
+    return features.cluster_features(
         energy=np.array([4.0, 0.0]), x=np.zeros(2), y=np.zeros(2), z=np.zeros(2),
         itheta=np.array([np.pi / 2, np.pi / 4]), phi=np.zeros(2), hit_cluster=hit_cluster, hit_energy=hit_energy,
         hit_subdetector=np.array([0, 1, 2]), hit_position=hit_position,
+        energy_weighted_spread=energy_weighted_spread,
     )  # fmt: skip
+
+
+def test_cluster_spread_is_plain_for_the_paper_and_weighted_for_v2():
+    cols = {name: i for i, name in enumerate(features.CLUSTER_FEATURES)}
+    plain = _two_clusters(features.ENERGY_WEIGHTED_SPREAD["paper"])
+    weighted = _two_clusters(features.ENERGY_WEIGHTED_SPREAD["v2"])
+    # x positions 0 and 4: numpy std = 2 (paper); weighted by 1 and 3 GeV: mean 3, var (1*9 + 3*1)/4 = 3 (v2)
+    np.testing.assert_allclose(plain[0, cols["sigma_x"]], 2.0, rtol=1e-6)
+    np.testing.assert_allclose(weighted[0, cols["sigma_x"]], np.sqrt(3.0), rtol=1e-6)
+
+
+def test_cluster_features_from_hits():
+    x = _two_clusters(energy_weighted_spread=True)
     cols = {name: i for i, name in enumerate(features.CLUSTER_FEATURES)}
     assert x[0, cols["energy_ecal"]] == 1.0
     assert x[0, cols["energy_hcal"]] == 3.0
@@ -125,3 +140,41 @@ def test_cld_features_agree_with_raw_branches(tmp_path):
         + clusters[:, ccols["energy_other"]]
     )
     assert np.all(summed > 0)
+
+
+@pytest.mark.skipif(not CLIC_LEGACY.is_file(), reason="real EDM4HEP fixtures not available")
+@pytest.mark.parametrize("target", ["paper", "v2"])
+def test_cluster_spread_on_the_real_clic_file(tmp_path, target):
+    """sigma_x/y/z recomputed here from the raw legacy branches, hit by hit: the paper's dataset takes the plain
+    std of the cluster's hit positions (jpata/particleflow v1.6.2 scripts/fcc/postprocessing.py,
+    `cluster_to_features`: np.std(hits_posx)); v2 weights by hit energy (upstream PR #345)."""
+    out = tmp_path / f"{target}.parquet"
+    parse_file(CLIC_LEGACY, out, {"target": target})
+    X = ak.to_numpy(ak.flatten(ak.from_parquet(out).X, axis=1))
+    clusters = X[X[:, 0] == 2]
+    with uproot.open(CLIC_LEGACY) as f:
+        ids = f["metadata"].arrays("CollectionIDs")["CollectionIDs"]
+        name_of = dict(zip(ids["m_collectionIDs"][0].tolist(), ids["m_names"][0].tolist(), strict=True))
+        t = f["events"]
+        expected = []
+        for event in range(t.num_entries):
+
+            def leaf(name, event=event):
+                return ak.to_numpy(t[name].array(entry_start=event, entry_stop=event + 1)[0])
+
+            begin, end = leaf("PandoraClusters.hits_begin"), leaf("PandoraClusters.hits_end")
+            energy = leaf("PandoraClusters.energy")
+            index, cid = leaf("PandoraClusters#1.index"), leaf("PandoraClusters#1.collectionID")
+            for k in np.flatnonzero(energy > 0):  # zero-energy clusters are not elements
+                span = slice(begin[k], end[k])
+                members = [(name_of[c], i) for c, i in zip(cid[span], index[span], strict=True)]
+                pos = np.array([[leaf(f"{n}.position.{a}")[i] for a in "xyz"] for n, i in members])
+                w = np.array([leaf(f"{n}.energy")[i] for n, i in members], dtype=float)
+                if target == "paper":
+                    expected.append(np.std(pos, axis=0))
+                else:
+                    mean = (w[:, None] * pos).sum(0) / w.sum()
+                    expected.append(np.sqrt((w[:, None] * (pos - mean) ** 2).sum(0) / w.sum()))
+    cols = [features.CLUSTER_FEATURES.index(f"sigma_{a}") for a in "xyz"]
+    assert len(expected) == len(clusters) > 0
+    np.testing.assert_allclose(clusters[:, cols], np.array(expected), rtol=1e-4, atol=1e-3)

@@ -30,6 +30,9 @@ COL_TYPE, COL_PT, COL_ETA, COL_SIN_PHI, COL_COS_PHI, COL_ENERGY = 0, 1, 2, 3, 4,
 
 # Helix curvature -> transverse momentum: pt [GeV] = 3e-4 * |B [T] / omega [1/mm]| (upstream track_pt).
 PT_PER_TESLA_MM = 3e-4
+# Cluster position spread (sigma_x/y/z) per dataset definition (`dataset.target`): the paper's dataset takes the
+# plain standard deviation of the hit positions, upstream from v2.2.0 (PR #345) the energy-weighted one.
+ENERGY_WEIGHTED_SPREAD = {"paper": False, "v2": True}
 # Solenoid field per detector (upstream mlpf/conf.py EDM4HEP.DETECTORS; CLIC_o3_v14 4 T, CLD_o2 2 T).
 DETECTOR_BFIELD_TESLA = {"clic": 4.0, "cld": 2.0}
 
@@ -88,11 +91,14 @@ def cluster_features(
     hit_energy: np.ndarray,
     hit_subdetector: np.ndarray,
     hit_position: np.ndarray,
+    energy_weighted_spread: bool,
 ) -> np.ndarray:
     """X rows of clusters; hit arrays are flat (one row per cluster-hit pair, `hit_cluster` = cluster row).
 
-    Subdetector energies and hit counts are sums over the cluster's hits; sigma_x/y/z are the energy-weighted
-    standard deviations of hit positions (upstream from v2.2.0, PR #345).
+    Subdetector energies and hit counts are sums over the cluster's hits; sigma_x/y/z are the standard
+    deviations of the hit positions, energy-weighted if `energy_weighted_spread` (upstream from v2.2.0, PR #345)
+    or plain (the paper's dataset: numpy std of the positions, jpata/particleflow v1.6.2
+    scripts/fcc/postprocessing.py, `cluster_to_features`).
     """
     n = len(energy)
     energy = energy.astype(np.float64)
@@ -103,14 +109,15 @@ def cluster_features(
     e_hit = hit_energy.astype(np.float64)
     np.add.at(sub_e, (hit_cluster, np.clip(hit_subdetector, 0, 2)), e_hit)
     num_hits = np.bincount(hit_cluster, minlength=n).astype(np.float64)
-    w_sum = np.bincount(hit_cluster, weights=e_hit, minlength=n)
+    weight = e_hit if energy_weighted_spread else np.ones_like(e_hit)
+    w_sum = np.bincount(hit_cluster, weights=weight, minlength=n)
     sigmas = []
     for axis in range(3):
         pos = hit_position[:, axis].astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.bincount(hit_cluster, weights=e_hit * pos, minlength=n) / w_sum
+            mean = np.bincount(hit_cluster, weights=weight * pos, minlength=n) / w_sum
             var = (
-                np.bincount(hit_cluster, weights=e_hit * (pos - mean[hit_cluster]) ** 2, minlength=n) / w_sum
+                np.bincount(hit_cluster, weights=weight * (pos - mean[hit_cluster]) ** 2, minlength=n) / w_sum
             )
         sigmas.append(np.sqrt(np.maximum(var, 0.0)))
     columns = [

@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mlpf.atomic import atomic_output
+from mlpf.config import validate_section
 from mlpf.data import features, targets
 from mlpf.errors import ConfigError
 from mlpf.io.edm4hep.collections import CollectionNames
-from mlpf.io.edm4hep.layout import detect_detector
+from mlpf.io.edm4hep.layout import Layout, detect_detector
 from mlpf.io.edm4hep.reader import Edm4hepFile, EventCollections
 from mlpf.progress import progress_bar
 from mlpf.provenance import provenance
@@ -29,7 +30,8 @@ from mlpf.provenance import provenance
 log = logging.getLogger(__name__)
 
 PARQUET_METADATA_KEY = b"mlpf"
-DEFAULT_CHUNK_EVENTS = 1000
+# Kinds of simulation an events record names (`event_source`).
+SIMULATION_FAST, SIMULATION_FULL = "fastsim", "full"
 # Conservation tolerance for target energy sums (upstream asserts |sum E| agreement within 1e-2 GeV).
 ENERGY_TOLERANCE_GEV = 1e-2
 
@@ -110,9 +112,19 @@ def _first_of(
 
 
 def process_chunk(
-    ev: EventCollections, definition: targets.Visibility, bfield: float, stats: ParseStats
+    ev: EventCollections,
+    definition: targets.Visibility,
+    bfield: float,
+    stats: ParseStats,
+    *,
+    energy_weighted_spread: bool = False,
+    truth_max_abs_eta: float | None = targets.TRUTH_MAX_ABS_ETA,
 ) -> ak.Array:
-    """Elements, targets, candidates and truth for a chunk of events (one record per event with elements)."""
+    """Elements, targets, candidates and truth for a chunk of events (one record per event with elements).
+
+    `energy_weighted_spread` selects the cluster sigma_x/y/z definition (features.ENERGY_WEIGHTED_SPREAD),
+    `truth_max_abs_eta` the acceptance of the jet/MET truth (targets.jet_truth).
+    """
     n_ev = ev.n_events
     ev_idx = np.arange(n_ev)
     n_mc, n_trk, n_cl, n_hit, n_pfo = (
@@ -150,6 +162,7 @@ def process_chunk(
         energy=cl_energy, x=_np(cl.x), y=_np(cl.y), z=_np(cl.z), itheta=_np(cl.itheta), phi=_np(cl.phi),
         hit_cluster=hit_cluster, hit_energy=_np(hits.energy)[hit_global],
         hit_subdetector=_np(hits.subdetector)[hit_global].astype(np.int64), hit_position=hit_pos[hit_global],
+        energy_weighted_spread=energy_weighted_spread,
     )  # fmt: skip
     cluster_valid = np.isfinite(cl_energy) & (cl_energy > 0)
 
@@ -218,7 +231,7 @@ def process_chunk(
         n_tracks,
         n_clusters,
     )
-    pfo_p4 = np.stack([_np(pfo.px), _np(pfo.py), _np(pfo.pz), _np(pfo.energy)], axis=1).astype(np.float64)
+    pfo_p4 = candidate_p4(pfo)
     pfo_charge = _np(pfo.charge)
 
     def cand_rows(owner: np.ndarray, elem_type: int) -> np.ndarray:
@@ -255,12 +268,14 @@ def process_chunk(
     ytarget = place(y_track, y_cluster)
     ycand = place(c_track, c_cluster)
 
-    # --- truth for jets and MET: status 1, not a neutrino -------------------------------------------------
-    truth_mask = (status == targets.GENERATOR_STATUS_FINAL) & ~np.isin(np.abs(pdg), targets.NEUTRINO_PDGS)
-    tp4 = p4[truth_mask]
-    t_pt = np.hypot(tp4[:, 0], tp4[:, 1])
+    # --- truth for jets and MET (targets.jet_truth) -------------------------------------------------------
+    mc_pt = np.hypot(p4[:, 0], p4[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        t_eta = np.where(t_pt > 0, np.arcsinh(tp4[:, 2] / np.where(t_pt > 0, t_pt, 1.0)), 0.0)
+        # along the beam (pt = 0) eta is infinite: outside any acceptance
+        mc_eta = np.where(mc_pt > 0, np.arcsinh(p4[:, 2] / np.where(mc_pt > 0, mc_pt, 1.0)), np.inf)
+    truth_mask = targets.jet_truth(status, pdg, mc_eta, truth_max_abs_eta)
+    tp4 = p4[truth_mask]
+    t_pt, t_eta = mc_pt[truth_mask], mc_eta[truth_mask]
     n_truth = np.bincount(mc_event[truth_mask], minlength=n_ev)
     met_x = np.bincount(mc_event[truth_mask], weights=tp4[:, 0], minlength=n_ev)
     met_y = np.bincount(mc_event[truth_mask], weights=tp4[:, 1], minlength=n_ev)
@@ -307,11 +322,23 @@ def process_chunk(
         target_energy=float(ytarget[:, 6].sum()),
         owner_energy=float(owner_energy.sum()),
         pfos=len(pfo_pdg),
-        pfo_energy=float(_np(pfo.energy)[(pfo_pdg != 0) & keep[np.repeat(ev_idx, n_pfo)]].sum()),
+        pfo_energy=float(pfo_p4[:, 3][(pfo_pdg != 0) & keep[np.repeat(ev_idx, n_pfo)]].sum()),
         pfos_unplaced=unplaced,
         candidate_energy=float(ycand[:, 6].sum()),
     )
     return events[keep]
+
+
+def candidate_p4(pfo: ak.Array) -> np.ndarray:
+    """[n, 4] (px, py, pz, E) of flat PF particles, E = sqrt(|p|^2 + m^2) from the stored momentum and mass.
+
+    As upstream builds the baseline candidates (jpata/particleflow v1.6.2 scripts/fcc/postprocessing.py and
+    v2.5.0 mlpf/data/key4hep/postprocessing.py: the candidate four-vector from `mass` and `momentum`), not from
+    the stored `energy`: Pandora stores neutral hadrons with E = |p| but m = 0.9396 GeV (a neutron), so the two
+    differ by up to ~0.6 GeV per low-energy neutral hadron.
+    """
+    px, py, pz, mass = (_np(pfo[name]).astype(np.float64) for name in ("px", "py", "pz", "mass"))
+    return np.stack([px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + mass**2)], axis=1)
 
 
 def resolve_bfield(settings: dict[str, Any], detected: str | None) -> tuple[str, float, str]:
@@ -328,13 +355,53 @@ def resolve_bfield(settings: dict[str, Any], detected: str | None) -> tuple[str,
     return detector, features.DETECTOR_BFIELD_TESLA[detector], source
 
 
-def parse_file(input_path: str | Path, output_path: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Parse one EDM4HEP file into one parquet shard; returns the provenance record stored in its metadata."""
-    definition_name = settings.get("target", "paper")
+def event_source(layout: Layout, detector: str, workflow_source: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the events of a file come from, for every output downstream (figure labels, model card).
+
+    The file tells fast from full simulation (fastsim files carry their generation metadata); the workflow
+    adds what the file cannot know, such as the Zenodo record or Key4HEP release it was acquired from.
+    """
+    meta = layout.fastsim_metadata
+    if meta is not None:
+        record: dict[str, Any] = {
+            "simulation": SIMULATION_FAST,
+            "description": "Pythia8 + CLICdet-like parametric fast simulation and rule-based PF (mlpf.sim)",
+            "sample": meta.get("sample"),
+            "shard": meta.get("shard"),
+            "master_seed": meta.get("seed"),
+            "job_seed": meta.get("job_seed"),
+            "fastsim_version": meta.get("mlpf_version"),
+        }
+    else:
+        record = {
+            "simulation": SIMULATION_FULL,
+            "description": "Geant4 full simulation and Marlin/Pandora reconstruction (Key4HEP)",
+            "layout": layout.kind,
+        }
+    record["detector"] = detector
+    return {**record, **(workflow_source or {})}
+
+
+def parse_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    settings: dict[str, Any],
+    workflow_source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Parse one EDM4HEP file into one parquet shard; returns the provenance record stored in its metadata.
+
+    `workflow_source` (e.g. {"source": "zenodo", "zenodo_record": 8260741}) is added to the record of where
+    the events come from (`event_source`).
+    """
+    settings = validate_section("dataset", settings, source="dataset settings")
+    definition_name = settings["target"]
     definition = targets.TARGET_DEFINITIONS[definition_name]
-    chunk_events = int(settings.get("chunk_events", DEFAULT_CHUNK_EVENTS))
+    options = {
+        "energy_weighted_spread": features.ENERGY_WEIGHTED_SPREAD[definition_name],
+        "truth_max_abs_eta": settings["truth_max_abs_eta"],
+    }
     stats = ParseStats()
-    collections = CollectionNames.from_settings(settings.get("collections"))
+    collections = CollectionNames.from_settings(settings["collections"])
     with Edm4hepFile(input_path, collections) as source:
         source.check_collections()
         detector, bfield, bfield_source = resolve_bfield(
@@ -343,17 +410,19 @@ def parse_file(input_path: str | Path, output_path: str | Path, settings: dict[s
         parts = []
         bar = progress_bar(f"parse {Path(input_path).name}", total=source.n_events, unit="ev")
         try:
-            for start, stop, chunk in source.iterate(chunk_events):
-                parts.append(process_chunk(chunk, definition, bfield, stats))
+            for start, stop, chunk in source.iterate(settings["chunk_events"]):
+                parts.append(process_chunk(chunk, definition, bfield, stats, **options))
                 bar.update(stop - start)
         finally:
             bar.close()
         layout_kind = source.layout.kind
         pfo_collection = source.pfo_collection
+        events_record = event_source(source.layout, detector, workflow_source)
     events = ak.concatenate(parts) if parts else process_chunk_empty()
     record = provenance(
         settings,
         input=str(input_path),
+        events=events_record,
         layout=layout_kind,
         pfo_collection=pfo_collection,
         detector=detector,

@@ -22,6 +22,13 @@ PARTICLE_COLUMNS = ("class", "charge", "pt", "eta", "sin_phi", "cos_phi", "energ
 
 NEUTRINO_PDGS = (12, 14, 16)
 GENERATOR_STATUS_FINAL = 1  # HepMC status 1: final-state particle handed to Geant4
+# Acceptance of the generator truth for jets and MET: the calorimeter coverage of CLIC_o3_v14, whose ECAL plug
+# reaches down to r = 260 mm at the endcap face z = 2307 mm (key4hep/k4geo CLIC/compact/CLIC_o3_v14;
+# eta = asinh(2307 / 260) = 2.88). Particle flow has no input beyond it (tracks end at |eta| 2.54, and the
+# LumiCal/BeamCal are not part of it), so a particle there is invisible to both MLPF and the baseline, and its
+# target, too, is empty. The jets of the paper's procedure are built from all status-1 non-neutrino particles
+# (upstream-mlpf.md section 9); `dataset.truth_max_abs_eta: null` keeps that.
+TRUTH_MAX_ABS_ETA = 2.88
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,15 @@ TARGET_DEFINITIONS = {
     # [v2.3.0] PR #352 (E cut of v2.2.0 PR #345): daughters' links credited, thresholds 0.2 (track), 0.05 (calo).
     "v2": Visibility(min_energy=0.001, min_track_weight=0.2, min_calo_fraction=0.05, credit_daughters=True),
 }
+
+
+def jet_truth(
+    generator_status: np.ndarray, pdg: np.ndarray, eta: np.ndarray, max_abs_eta: float | None
+) -> np.ndarray:
+    """The generator particles that jets and MET are scored against: status 1, not a neutrino, and inside
+    `max_abs_eta` (TRUTH_MAX_ABS_ETA by default; None = everywhere). Defined here only; parse stores them."""
+    inside = np.ones(len(pdg), dtype=bool) if max_abs_eta is None else np.abs(eta) < max_abs_eta
+    return (generator_status == GENERATOR_STATUS_FINAL) & ~np.isin(np.abs(pdg), NEUTRINO_PDGS) & inside
 
 
 def pdg_to_class(pdg: np.ndarray, charge: np.ndarray, elem_type: np.ndarray) -> np.ndarray:

@@ -96,3 +96,35 @@ def test_chunking_does_not_change_output(shard, fastsim_file):
     assert len(pieces) == len(whole)
     for field in ("X", "ytarget", "ycand", "genmet"):
         assert ak.all(ak.flatten(pieces[field], axis=None) == ak.flatten(whole[field], axis=None))
+
+
+@pytest.fixture(scope="module")
+def pileup_shard(tmp_path_factory):
+    """ttbar with Poisson(10) gamma gamma -> hadrons interactions, parsed with the default truth."""
+    directory = tmp_path_factory.mktemp("pu10")
+    root = directory / "ttbar_pu10.root"
+    rc = main(["fastsim", "--sample", "ttbar_pu10", "--shard", "0", "--seed", "3", "--output", str(root),
+               "--no-progress", "--settings", '{"events_per_shard": 60}'])  # fmt: skip
+    assert rc == 0
+    out = directory / "ttbar_pu10.parquet"
+    parse_file(root, out, {})
+    return ak.from_parquet(out)
+
+
+def test_pileup_targets_reproduce_the_generator_jets_and_met(pileup_shard):
+    """The truth scored against is what the detector can see: jets of the target particles match the
+    generator jets, and the targets' MET is the generator MET (no beam remnants, no invisible forward jets)."""
+    from mlpf.evaluate import jets
+    from mlpf.evaluate.particles import missing_pt, reco_particles, truth_particles
+
+    definition = jets.JetDefinition()  # the paper's: ee_genkt R = 0.7, pT > 15 GeV, matched within 0.1
+    gen_jets = jets.cluster(truth_particles(pileup_shard.truth), definition)
+    target_particles = reco_particles(pileup_shard.ytarget)
+    index, _ = jets.match(gen_jets, jets.cluster(target_particles, definition), definition.match_dr)
+    n_gen = int(ak.sum(ak.num(gen_jets)))
+    assert n_gen > 3 * len(pileup_shard)
+    assert int(ak.sum(index >= 0)) / n_gen >= 0.90
+    response = missing_pt(target_particles) / ak.to_numpy(pileup_shard.genmet)
+    assert 0.9 <= np.median(response) <= 1.1
+    # no particle of the truth lies outside the acceptance, where no element exists
+    assert ak.max(np.abs(pileup_shard.truth.eta)) < targets.TRUTH_MAX_ABS_ETA

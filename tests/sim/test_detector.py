@@ -8,7 +8,8 @@ import pytest
 from mlpf.sim import constants as C
 from mlpf.sim.calorimeter import HIT_COLLECTIONS, digitise, make_spots, resolution_em, resolution_had
 from mlpf.sim.clustering import cluster_hits
-from mlpf.sim.tracking import efficiency, pt_resolution, reconstruct_tracks
+from mlpf.sim.geometry import Helix
+from mlpf.sim.tracking import efficiency, fitted_helix, pt_resolution, reconstruct_tracks
 
 
 def _shoot(pdg, energy, eta, phi, n, seed=0):
@@ -73,6 +74,36 @@ def test_track_pt_resolution_matches_delphes_table():
     # calorimeter-face state sits on the ECAL barrel radius
     r_calo = np.hypot(tracks.states["referencePoint.x"][:, 3], tracks.states["referencePoint.y"][:, 3])
     np.testing.assert_allclose(r_calo, C.ECAL_BARREL_RMIN, rtol=1e-6)
+
+
+def test_calorimeter_state_is_the_fitted_track_extrapolated():
+    """The AtCalorimeter state (and with it the baseline's track-cluster link) comes from the fitted track
+    parameters, as a reconstruction extrapolates its fit, not from the particle's true helix."""
+    n = 3000
+    rng = np.random.default_rng(5)
+    pt = rng.uniform(1.0, 5.0, n)  # low pT: the fit's curvature error moves the face point visibly
+    phi = rng.uniform(-np.pi, np.pi, n)
+    mom = np.column_stack([pt * np.cos(phi), pt * np.sin(phi), rng.uniform(-0.5, 0.5, n) * pt])
+    charge = rng.choice([-1.0, 1.0], n)
+    tracks = reconstruct_tracks(
+        np.zeros(n, dtype=int), np.arange(n), np.full(n, 211), charge, np.zeros((n, 3)), mom,
+        np.linalg.norm(mom, axis=1), rng, fake_rate=0.0,
+    )  # fmt: skip
+    fit = fitted_helix(tracks.params)
+    s, _ = fit.to_box(C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
+    x, y, z, state_phi = fit.at(s)
+    np.testing.assert_allclose(tracks.calo_point, np.column_stack([x, y, z]), atol=1e-6)
+    np.testing.assert_allclose(tracks.states["referencePoint.x"][:, 3], x, atol=1e-6)
+    np.testing.assert_allclose(tracks.states["phi"][:, 3], state_phi, atol=1e-9)
+    # the true particle arrives elsewhere, by about the fit's error: 0.1-1 mm at these momenta
+    found = tracks.link_mc[:, 0]
+    true = Helix(*np.zeros((3, len(found))), *mom[found].T, charge[found])
+    s_true, _ = true.to_box(C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
+    distance = np.linalg.norm(np.column_stack(true.at(s_true)[:3]) - tracks.calo_point, axis=1)
+    assert 0.05 < np.median(distance) < 5.0
+    # the IP parameters reproduce themselves through the fitted helix
+    for name, value in fit.perigee().items():
+        np.testing.assert_allclose(value, tracks.params[name], atol=1e-6, rtol=1e-9)
 
 
 def test_low_pt_and_forward_particles_are_not_tracked():

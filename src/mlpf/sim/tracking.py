@@ -26,7 +26,8 @@ class Tracks:
     ndf: np.ndarray
     hit_numbers: np.ndarray  # (n, 6) hits per tracker subdetector
     states: dict[str, np.ndarray]  # (n, 4) per field, locations AtIP, AtFirstHit, AtLastHit, AtCalorimeter
-    calo_point: np.ndarray  # (n, 3) extrapolated position at the ECAL front face (nan if not reached)
+    calo_point: np.ndarray  # (n, 3) fitted helix at the ECAL front face (the AtCalorimeter state; nan if missed)
+    hit_s: np.ndarray  # (n, 2) turning angle of the first and last hit along the particle's helix
     p: np.ndarray  # measured momentum magnitude
     momentum: np.ndarray  # (n, 3) measured momentum at the IP
     charge: np.ndarray
@@ -113,6 +114,69 @@ def helix_at_column(helix: Helix, s: np.ndarray):
     )
 
 
+def fitted_helix(params: dict[str, np.ndarray]) -> Helix:
+    """The helix of fitted IP track parameters (D0, phi, omega, Z0, tanLambda; reference point at the origin).
+
+    This is all a reconstruction knows of a track beyond its hits, so everything derived from a track (its
+    states and, through the AtCalorimeter state, the baseline's track-cluster link) starts from it, never from
+    the particle's true trajectory. LCIO conventions: the PCA is (-D0 sin phi, D0 cos phi, Z0), the charge has
+    the sign of omega and pT = C B / |omega|.
+    """
+    omega, phi = params["omega"], params["phi"]
+    pt = C.C_LIGHT_GEV * C.B_FIELD_T / np.abs(omega)
+    return Helix(
+        -params["D0"] * np.sin(phi),
+        params["D0"] * np.cos(phi),
+        params["Z0"],
+        pt * np.cos(phi),
+        pt * np.sin(phi),
+        pt * params["tanLambda"],
+        np.sign(omega),
+    )
+
+
+def fitted_states(
+    params: dict[str, np.ndarray], hit_s: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Track states AtIP, AtFirstHit, AtLastHit and AtCalorimeter of the fitted helix, and its calorimeter point.
+
+    The hit states sit at the first and last hit's turning angle `hit_s` (from the particle's helix, which the
+    fit follows to well within a cell); the AtCalorimeter state where the fitted helix meets the ECAL front face
+    (barrel cylinder, else endcap disk), as the reconstruction extrapolates it (nan point if it never does).
+    Each state refers to its own position (D0 = Z0 = 0) with the momentum direction there; AtIP to the origin.
+    """
+    n = len(params["omega"])
+    helix = fitted_helix(params)
+    s_calo, _ = helix.to_box(C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
+    xs, ys, zs, phis = [], [], [], []
+    for s in (np.zeros(n), hit_s[:, 0], hit_s[:, 1], s_calo):
+        x, y, z, phi = helix_at_column(helix, s)
+        xs.append(x)
+        ys.append(y)
+        zs.append(z)
+        phis.append(phi)
+    ref = np.stack([np.stack(xs, 1), np.stack(ys, 1), np.stack(zs, 1)], axis=2)  # (n, 4, 3)
+    ref[:, 0, :] = 0.0  # the IP state refers to the origin
+    calo_point = ref[:, 3, :].copy()
+    ref = np.nan_to_num(ref)
+    state_phi = np.stack(phis, 1)
+    state_phi[:, 0] = params["phi"]
+    state_phi = np.where(np.isfinite(state_phi), state_phi, params["phi"][:, None])
+    states = {
+        "location": np.tile(np.array([1, 2, 3, 4], dtype=np.int32), (n, 1)),
+        "D0": np.column_stack([params["D0"], np.zeros((n, 3))]),
+        "phi": state_phi,
+        "omega": np.tile(params["omega"][:, None], (1, 4)),
+        "Z0": np.column_stack([params["Z0"], np.zeros((n, 3))]),
+        "tanLambda": np.tile(params["tanLambda"][:, None], (1, 4)),
+        "time": np.zeros((n, 4)),
+        "referencePoint.x": ref[:, :, 0],
+        "referencePoint.y": ref[:, :, 1],
+        "referencePoint.z": ref[:, :, 2],
+    }
+    return states, calo_point
+
+
 def reconstruct_tracks(
     evt: np.ndarray,
     mc_index: np.ndarray,
@@ -181,36 +245,11 @@ def reconstruct_tracks(
     for k in range(6):
         hit_numbers[:, k] = (np.isfinite(s_hits) & (subdet[None, :] == k)).sum(axis=1)
 
-    # --- states: IP, first hit, last hit, calorimeter face (true trajectory, measured curvature)
+    # --- states: IP, first hit, last hit, calorimeter face, all from the fitted parameters
     s_first = np.min(s_hits, axis=1)
     s_last = np.max(np.where(np.isfinite(s_hits), s_hits, -np.inf), axis=1)
-    s_calo, _ = helix.to_box(C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
-    xs, ys, zs, phis = [], [], [], []
-    for s in (np.zeros(n), s_first, s_last, s_calo):
-        x, y, z, phi = helix_at_column(helix, s)
-        xs.append(x)
-        ys.append(y)
-        zs.append(z)
-        phis.append(phi)
-    ref = np.stack([np.stack(xs, 1), np.stack(ys, 1), np.stack(zs, 1)], axis=2)  # (n, 4, 3)
-    ref[:, 0, :] = 0.0  # the IP state refers to the origin
-    calo_point = ref[:, 3, :].copy()
-    ref = np.nan_to_num(ref)
-    state_phi = np.stack(phis, 1)
-    state_phi[:, 0] = params["phi"]
-    state_phi = np.where(np.isfinite(state_phi), state_phi, params["phi"][:, None])
-    states = {
-        "location": np.tile(np.array([1, 2, 3, 4], dtype=np.int32), (n, 1)),
-        "D0": np.column_stack([params["D0"], np.zeros((n, 3))]),
-        "phi": state_phi,
-        "omega": np.tile(params["omega"][:, None], (1, 4)),
-        "Z0": np.column_stack([params["Z0"], np.zeros((n, 3))]),
-        "tanLambda": np.tile(params["tanLambda"][:, None], (1, 4)),
-        "time": np.zeros((n, 4)),
-        "referencePoint.x": ref[:, :, 0],
-        "referencePoint.y": ref[:, :, 1],
-        "referencePoint.z": ref[:, :, 2],
-    }
+    hit_s = np.column_stack([s_first, s_last])
+    states, calo_point = fitted_states(params, hit_s)
     q = np.sign(params["omega"])
     pt_m = C.C_LIGHT_GEV * C.B_FIELD_T / np.abs(params["omega"])
     mom = np.column_stack(
@@ -225,6 +264,7 @@ def reconstruct_tracks(
         hit_numbers=hit_numbers,
         states=states,
         calo_point=calo_point,
+        hit_s=hit_s,
         p=p_meas,
         momentum=mom,
         charge=q,
@@ -262,11 +302,8 @@ def _add_fakes(tracks: Tracks, rng: np.random.Generator, rate: float) -> Tracks:
     mom = np.column_stack(
         [pt_m * np.cos(params["phi"]), pt_m * np.sin(params["phi"]), pt_m * params["tanLambda"]]
     )
-    states = {k: v[src].copy() for k, v in tracks.states.items()}
-    states["omega"][:] = params["omega"][:, None]
-    states["phi"] = wrap_angle(states["phi"] + dphi[:, None])
-    states["D0"][:, 0] = params["D0"]
-    states["Z0"][:, 0] = params["Z0"]
+    # a fake's states follow its own (wrong) fit: its calorimeter point is where that helix goes
+    states, calo_point = fitted_states(params, tracks.hit_s[src])
     ndf = np.maximum(tracks.ndf[src] - 4, 1).astype(np.int32)
     fake = Tracks(
         evt=tracks.evt[src],
@@ -275,7 +312,8 @@ def _add_fakes(tracks: Tracks, rng: np.random.Generator, rate: float) -> Tracks:
         ndf=ndf,
         hit_numbers=np.maximum(tracks.hit_numbers[src] - 1, 0),
         states=states,
-        calo_point=tracks.calo_point[src],
+        calo_point=calo_point,
+        hit_s=tracks.hit_s[src],
         p=np.linalg.norm(mom, axis=1),
         momentum=mom,
         charge=np.sign(params["omega"]),

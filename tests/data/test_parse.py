@@ -247,3 +247,19 @@ def test_podio17_file_with_renamed_collections(tmp_path):
     first_omega = [float(o[b[0]]) for o, b in zip(omega, begin, strict=True)]
     np.testing.assert_allclose(tracks[:, 13], first_omega)
     assert record["stats"]["candidate_energy"] == pytest.approx(pfo_e)
+
+
+def test_full_simulation_source_with_the_workflows_record(tmp_path):
+    from mlpf.cli import main
+
+    out = tmp_path / "cld.parquet"
+    source = '{"source": "zenodo", "zenodo_record": 8260741}'
+    assert main(["parse", "--input", str(CLD), "--output", str(out), "--source", source]) == 0
+    recorded = read_metadata(out)["event_source"]
+    assert recorded["simulation"] == "full"
+    assert recorded["layout"] == "idtable"
+    assert (recorded["source"], recorded["zenodo_record"]) == ("zenodo", 8260741)
+    assert (
+        main(["parse", "--input", str(CLD), "--output", str(tmp_path / "x.parquet"), "--source", "[1]"]) == 2
+    )
+    assert not (tmp_path / "x.parquet").exists()

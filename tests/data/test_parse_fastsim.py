@@ -128,3 +128,13 @@ def test_pileup_targets_reproduce_the_generator_jets_and_met(pileup_shard):
     assert 0.9 <= np.median(response) <= 1.1
     # no particle of the truth lies outside the acceptance, where no element exists
     assert ak.max(np.abs(pileup_shard.truth.eta)) < targets.TRUTH_MAX_ABS_ETA
+
+
+def test_shard_records_the_fast_simulation_that_made_it(shard):
+    _, record = shard
+    source = record["event_source"]
+    assert source["simulation"] == "fastsim"
+    assert (source["sample"], source["shard"], source["master_seed"]) == ("ttbar", "0", 1)
+    assert isinstance(source["job_seed"], int)
+    assert source["fastsim_version"]
+    assert source["detector"] == "clic"

@@ -111,3 +111,53 @@ def test_unreadable_metrics_is_a_one_line_error(tmp_path: Path, capsys: pytest.C
     assert main(["model-card", "--metrics", str(bad), "--output", str(out)]) == 2
     assert "bad.json" in capsys.readouterr().err
     assert not out.exists()
+
+
+FASTSIM_SOURCE = {
+    "simulation": "fastsim",
+    "description": "Pythia8 + CLICdet-like parametric fast simulation and rule-based PF (mlpf.sim)",
+    "sample": "ttbar",
+    "master_seed": 42,
+    "job_seed": 1234567,
+    "fastsim_version": "1.2.3",
+    "detector": "clic",
+    "source": "fastsim",
+}
+FULL_SOURCE = {
+    "simulation": "full",
+    "description": "Geant4 full simulation and Marlin/Pandora reconstruction (Key4HEP)",
+    "layout": "legacy",
+    "detector": "clic",
+    "source": "zenodo",
+    "zenodo_record": 8260741,
+}
+
+
+@pytest.mark.parametrize(
+    ("event_source", "expected", "fast"),
+    [
+        (
+            FASTSIM_SOURCE,
+            ["fast simulation: Pythia8", "master seed 42", "job seeds 1234567", "version"],
+            True,
+        ),
+        (FULL_SOURCE, ["full simulation: Geant4", "Zenodo record 8260741", "EDM4HEP layout legacy"], False),
+    ],
+)
+def test_card_states_which_simulation_made_the_events(
+    tmp_path: Path, event_source: dict, expected: list[str], fast: bool
+) -> None:
+    metrics = _write(tmp_path / "ttbar.json", {**METRICS, "event_source": event_source})
+    info = _write(tmp_path / "model.json", {"model": {"name": "m1"}, "train_event_source": event_source})
+    out = tmp_path / "card.md"
+    assert (
+        main(["model-card", "--metrics", str(metrics), "--model-info", str(info), "--output", str(out)]) == 0
+    )
+    card = out.read_text()
+    training = next(line for line in card.splitlines() if line.startswith("- Events: "))
+    evaluation = next(line for line in card.splitlines() if line.startswith("Held-out events of"))
+    for text in expected:
+        assert text in training
+        assert text in evaluation
+    assert ("must not be quoted as CLIC performance" in card) is fast
+    assert "depending on the workflow" not in card

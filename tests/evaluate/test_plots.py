@@ -220,3 +220,24 @@ def test_parallel_drawing_gives_the_same_files(
             assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), (
                 name
             )
+
+
+@pytest.mark.parametrize(
+    ("event_source", "labels"),
+    [
+        ({"simulation": "fastsim"}, {"CLICdet-like", "Fast simulation"}),
+        ({"simulation": "full"}, {"CLIC", "Full simulation"}),
+        ({"simulation": ["fastsim", "full"]}, {"CLIC", "Simulation"}),  # mixed sources: the generic label
+        (None, {"CLIC", "Simulation"}),
+    ],
+)
+def test_figures_name_the_simulation_of_their_events(event_source, labels) -> None:
+    from mlpf.evaluate.plots.style import decorate, labelled_with, new_figure
+
+    with labelled_with(event_source):
+        fig, ax, _ = new_figure()
+        decorate(ax, "ttbar")
+    texts = {t.get_text() for t in ax.texts}
+    fig.clf()
+    assert labels <= texts
+    assert not ({"Fast simulation", "Full simulation", "CLICdet-like"} - labels) & texts

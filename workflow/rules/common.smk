@@ -36,6 +36,18 @@ def section_json(name):
     return json.dumps(config[name], sort_keys=True, separators=(",", ":"))
 
 
+def event_source_json():
+    """Where the events are acquired from, for the record each parsed shard keeps of its events' origin (the
+    file itself tells fast from full simulation, not which Zenodo record or Key4HEP release it came from)."""
+    source = config["source"]
+    record = {"source": source}
+    if source == "zenodo":
+        record["zenodo_record"] = config["zenodo"]["record"]
+    elif source == "key4hep":
+        record["key4hep_release"] = config["key4hep"]["release"] or "the setup script's default"
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
 def training_shards():
     """Shard indices used for training (and the validation split inside training)."""
     return list(range(N_TRAIN_SHARDS))

@@ -18,5 +18,7 @@ rule parse:
         runtime=60,
     params:
         settings=section_json("dataset"),
+        source=event_source_json(),
     shell:
-        "mlpf parse --input {input.root} --output {output.parquet} --settings {params.settings:q} > {log} 2>&1"
+        "mlpf parse --input {input.root} --output {output.parquet} --settings {params.settings:q}"
+        " --source {params.source:q} > {log} 2>&1"

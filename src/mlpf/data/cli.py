@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parse.add_argument("--input", required=True, metavar="ROOT", help="EDM4HEP file")
     parse.add_argument("--output", required=True, metavar="PARQUET", help="output shard")
+    parse.add_argument(
+        "--source",
+        metavar="JSON",
+        help='where the file was acquired, recorded with its events (e.g. \'{"source": "zenodo", '
+        '"zenodo_record": 8260741}\'; the workflow passes it)',
+    )
     add_settings_arguments(parse)
     parse.set_defaults(handler=_parse)
 
@@ -37,8 +43,24 @@ def _parse(args: argparse.Namespace) -> int:
     from mlpf.data.parse import parse_file
 
     settings = settings_from_cli("dataset", args.settings, args.config)
-    parse_file(args.input, args.output, settings)
+    parse_file(args.input, args.output, settings, workflow_source=_source_record(args.source))
     return 0
+
+
+def _source_record(text: str | None) -> dict | None:
+    import json
+
+    from mlpf.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--source is not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise ConfigError("--source must be a JSON object")
+    return record
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -422,7 +422,7 @@ def parse_file(
     record = provenance(
         settings,
         input=str(input_path),
-        events=events_record,
+        event_source=events_record,
         layout=layout_kind,
         pfo_collection=pfo_collection,
         detector=detector,

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mlpf.atomic import atomic_output, write_text_atomic
+from mlpf.data.parse import read_metadata
 from mlpf.provenance import provenance
 
 from . import jets as jetlib
@@ -254,9 +255,14 @@ def run(
     events = read_predictions(predictions)
     log.info("evaluating %d events of %s (model %s)", len(events), sample, model)
     metrics, responses = evaluate_events(events, settings)
+    origin = read_metadata(predictions).get("event_source", {})  # set by parse.event_source, kept by infer
     prov = provenance(settings, predictions=str(predictions), sample=sample, model=model)
-    metrics = {"sample": sample, "model": model, **metrics, "provenance": prov}
-    write_responses(responses, responses_path, {"sample": sample, "model": model, "provenance": prov})
+    metrics = {"sample": sample, "model": model, "event_source": origin, **metrics, "provenance": prov}
+    write_responses(
+        responses,
+        responses_path,
+        {"sample": sample, "model": model, "event_source": origin, "provenance": prov},
+    )
     write_text_atomic(metrics_path, json.dumps(_json_ready(metrics), indent=1, sort_keys=False) + "\n")
     for reco in ("mlpf", "pf"):
         jr, mr = metrics["jet_response"][reco], metrics["met_response"][reco]

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlpf.atomic import write_text_atomic
 from mlpf.errors import InputFileError
+from mlpf.provenance import merge_records
 
 NOT_RECORDED = "not recorded"
 PAPER = "J. Pata et al., Commun. Phys. 7, 124 (2024), arXiv:2309.06782"
@@ -172,6 +173,40 @@ def _derived_inputs(model: dict[str, Any]) -> str:
     )
 
 
+# The workflow's own words for a source record's keys (mlpf.data.parse.event_source and the workflow's source).
+_SOURCE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("source", "workflow source"),
+    ("zenodo_record", "Zenodo record"),
+    ("key4hep_release", "Key4HEP release"),
+    ("fastsim_version", "fast simulation version (mlpf-workflow)"),
+    ("detector", "detector"),
+    ("layout", "EDM4HEP layout"),
+    ("master_seed", "master seed"),
+    ("sample", "samples"),
+    ("shard", "shards"),
+    ("job_seed", "job seeds"),
+)
+
+
+def describe_event_source(event_source: dict[str, Any]) -> str:
+    """One line saying which simulation made the events and how to regenerate them (seeds, record, version)."""
+    if not event_source:
+        return NOT_RECORDED
+    kind = {"fastsim": "fast simulation", "full": "full simulation"}.get(event_source.get("simulation"), "")
+    head = f"{kind}: {event_source['description']}" if kind and "description" in event_source else "mixed"
+    details = []
+    for key, label in _SOURCE_FIELDS:
+        value = event_source.get(key)
+        if value not in (None, "", []):
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            details.append(f"{label} {text}")
+    return head + (f" ({'; '.join(details)})" if details else "")
+
+
+def _is_fast_simulation(*sources: dict[str, Any]) -> bool:
+    return any(isinstance(s, dict) and "fastsim" in str(s.get("simulation")) for s in sources)
+
+
 def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[str, Any]) -> str:
     """The model card as Markdown text."""
     # model.json (written by `mlpf train`) holds the config sections at the top level; older or other writers
@@ -191,6 +226,8 @@ def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[st
     train_samples = _train_samples(info)
     n_train = info.get("n_train_events")
     n_val = info.get("n_validation_events")
+    evaluated_source = merge_records([m.get("event_source") for m in metrics])
+    training_source = info.get("train_event_source") or {}
 
     lines = [
         f"# Model card: {name}",
@@ -223,8 +260,7 @@ def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[st
             f" {n_val if n_val is not None else NOT_RECORDED}"
         ),
         f"- Target definition: {dataset.get('target', NOT_RECORDED)}",
-        "- Simulation: e+e- collisions at 380 GeV in a CLICdet-like detector (Pythia8; Key4HEP full simulation or",
-        "  the project's parametric fast simulation, depending on the workflow's `source`).",
+        f"- Events: e+e- collisions at 380 GeV, {describe_event_source(training_source)}",
         "",
         "## Training procedure",
         "",
@@ -240,7 +276,7 @@ def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[st
         "",
         "## Evaluation",
         "",
-        f"Held-out events of: {samples or NOT_RECORDED}.",
+        f"Held-out events of: {samples or NOT_RECORDED}; {describe_event_source(evaluated_source)}.",
         (
             f"Jets: fastjet {jets.get('algorithm', 'ee_genkt')}, R = {jets.get('radius', '?')}, p = {jets.get('p', '?')},"
             f" pT > {jets.get('min_pt', '?')} GeV; generator jets matched to the nearest reconstructed jet within"
@@ -279,8 +315,14 @@ def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[st
         "- Trained and evaluated on simulation only; never validated on collision data.",
         "- Valid for the detector geometry, beam conditions and processes it was trained on; performance on other",
         "  samples (see the out-of-distribution samples above) can differ and must be measured, not assumed.",
-        "- If the training data came from the parametric fast simulation, the numbers describe that simplified",
-        "  detector model, not the full CLICdet Geant4 simulation, and must not be quoted as CLIC performance.",
+        *(
+            [
+                "- These events come from the parametric fast simulation: the numbers describe that simplified",
+                "  detector model, not the full CLICdet Geant4 simulation, and must not be quoted as CLIC performance.",
+            ]
+            if _is_fast_simulation(training_source, evaluated_source)
+            else []
+        ),
         "- Per-particle classes are limited to charged hadrons, neutral hadrons, photons, electrons and muons.",
         "",
         "## Citation",

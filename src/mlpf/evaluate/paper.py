@@ -20,7 +20,9 @@ from typing import Any
 
 from mlpf.atomic import atomic_directory
 from mlpf.errors import InputFileError
-from mlpf.provenance import provenance
+from mlpf.provenance import merge_records, provenance
+
+from .model_card import describe_event_source
 
 PAPER = "J. Pata et al., Commun. Phys. 7, 124 (2024), arXiv:2309.06782"
 
@@ -156,6 +158,7 @@ def build_manifest(
             }
         )
     metrics = {}
+    sources = []
     for name in metrics_paths:
         path = Path(name)
         try:
@@ -163,10 +166,12 @@ def build_manifest(
         except (OSError, json.JSONDecodeError) as exc:
             raise InputFileError(f"cannot read metrics JSON ({type(exc).__name__})", path=path) from None
         metrics[data.get("sample", path.stem)] = str(path)
+        sources.append(data.get("event_source"))
     return {
         "paper": PAPER,
         "figures": entries,
         "metrics": metrics,
+        "event_source": merge_records(sources),
         "model_card": str(model_card) if model_card else None,
         "provenance": provenance(config),
     }
@@ -179,6 +184,8 @@ def manifest_markdown(manifest: dict[str, Any]) -> str:
         f"Reproduction of the figures of {manifest['paper']} by this run. Figure numbers are given where the",
         "project's references state them; the other rows name the kind of figure. Config and version that made",
         "the files: `manifest.json` (`provenance`).",
+        "",
+        f"Events: {describe_event_source(manifest.get('event_source') or {})}.",
         "",
         "| figure | in the paper | content | produced files |",
         "|---|---|---|---|",

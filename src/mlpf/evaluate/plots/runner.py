@@ -21,10 +21,12 @@ import numpy as np
 
 from mlpf.atomic import atomic_directory
 from mlpf.errors import InputFileError
+from mlpf.provenance import merge_records
 
 from ..evaluation import read_responses
 from .classes import plot_class_response, plot_efficiency, plot_kinematics
 from .response import plot_binned, plot_distribution, plot_response
+from .style import labelled_with
 from .summary import plot_summary
 from .training import plot_history, read_history
 
@@ -156,7 +158,8 @@ def _figures_of_file(path: str | Path, metrics_by_sample: dict[str, dict[str, An
     sample = metadata.get("sample") or Path(path).stem
     metadata["sample"] = sample
     log.info("figures for %s (%d events)", sample, len(responses))
-    return sample_figures(responses, metadata, metrics_by_sample.get(sample), tmp / sample)
+    with labelled_with(metadata.get("event_source")):
+        return sample_figures(responses, metadata, metrics_by_sample.get(sample), tmp / sample)
 
 
 def make_plots(
@@ -179,7 +182,9 @@ def make_plots(
     histories = [read_history(path) for path in history_paths]
     output = Path(output)
     written: list[Path] = []
-    with atomic_directory(output) as tmp:
+    # figures of several samples (summary, training) carry the label of all their events' sources together
+    all_sources = merge_records([m.get("event_source") for m in metrics_by_sample.values()])
+    with atomic_directory(output) as tmp, labelled_with(all_sources):
         if jobs > 1 and len(responses_paths) > 1:
             # spawn, not fork: the parent may hold threads (pyarrow) that a forked child would inherit locked
             context = multiprocessing.get_context("spawn")

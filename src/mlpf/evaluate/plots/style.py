@@ -1,8 +1,12 @@
-"""Common figure style: mplhep CMS-like style with a CLIC simulation label, fixed colours per reconstruction."""
+"""Common figure style: mplhep CMS-like style, a label naming the simulation the events come from, fixed colours
+per reconstruction."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,31 @@ SAMPLE_LABELS: dict[str, str] = {
 }
 DPI = 110
 
+# Experiment label per kind of simulation (`simulation` of the events' source record, mlpf.data.parse): the
+# fast simulation is a CLICdet-like parametric detector, not CLIC's Geant4 model, and says so on every figure.
+SOURCE_LABELS: dict[str, tuple[str, str]] = {
+    "fastsim": ("CLICdet-like", "Fast simulation"),
+    "full": ("CLIC", "Full simulation"),
+}
+UNKNOWN_SOURCE_LABEL = ("CLIC", "Simulation")
+_figure_source: ContextVar[tuple[str, str]] = ContextVar("figure_source", default=UNKNOWN_SOURCE_LABEL)
+
+
+def source_label(event_source: dict[str, Any] | None) -> tuple[str, str]:
+    """(experiment, sub-label) for events from `event_source`; the generic label when mixed or unknown."""
+    kind = (event_source or {}).get("simulation")
+    return SOURCE_LABELS.get(kind, UNKNOWN_SOURCE_LABEL) if isinstance(kind, str) else UNKNOWN_SOURCE_LABEL
+
+
+@contextlib.contextmanager
+def labelled_with(event_source: dict[str, Any] | None) -> Iterator[None]:
+    """Figures drawn inside this block carry the label of `event_source`."""
+    token = _figure_source.set(source_label(event_source))
+    try:
+        yield
+    finally:
+        _figure_source.reset(token)
+
 
 @cache
 def use_style() -> None:
@@ -53,8 +82,9 @@ def sample_label(sample: str) -> str:
 
 
 def decorate(ax: Any, sample: str | None = None, extra: str | None = None) -> None:
-    """Experiment label (CLIC simulation, 380 GeV) and the sample/process text in the top-left corner."""
-    hep.label.exp_label(exp="CLIC", data=False, rlabel="380 GeV", ax=ax)
+    """Experiment label (the events' simulation, `labelled_with`; 380 GeV) and the sample/process text."""
+    experiment, sublabel = _figure_source.get()
+    hep.label.exp_label(exp=experiment, llabel=sublabel, rlabel="380 GeV", ax=ax)
     lines = [text for text in (sample_label(sample) if sample else None, extra) if text]
     if lines:
         ax.text(0.03, 0.96, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=16)

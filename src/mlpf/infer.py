@@ -18,10 +18,11 @@ import torch
 
 from mlpf.atomic import atomic_output
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate
+from mlpf.data.parse import read_metadata
 from mlpf.errors import InputFileError
 from mlpf.model.targets import N_CLASSES, N_PARTICLE_COLUMNS, decode
 from mlpf.progress import progress
-from mlpf.provenance import provenance
+from mlpf.provenance import merge_records, provenance
 from mlpf.train import load_checkpoint, model_from_checkpoint, pick_device, set_threads
 
 DEFAULT_BATCH_SIZE = 32
@@ -82,6 +83,7 @@ def infer(
         stage="infer",
         checkpoint=str(checkpoint),
         inputs=[str(p) for p in inputs],
+        event_source=merge_records([read_metadata(p).get("event_source") for p in inputs]),
         model_provenance=state["provenance"],
     )
     table = ak.to_arrow_table(events, extensionarray=True)

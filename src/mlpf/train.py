@@ -38,13 +38,14 @@ import torch.distributed as dist
 from mlpf.atomic import atomic_output, write_text_atomic
 from mlpf.config import validate_section
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate, train_validation_split
+from mlpf.data.parse import read_metadata
 from mlpf.errors import ConfigError, MlpfError
 from mlpf.model.factory import build_model
 from mlpf.model.losses import LOSS_TERMS, mlpf_loss
 from mlpf.model.metrics import jet_response_iqr_over_median
 from mlpf.model.targets import decode
 from mlpf.progress import progress_bar
-from mlpf.provenance import provenance
+from mlpf.provenance import merge_records, provenance
 
 log = logging.getLogger(__name__)
 
@@ -451,6 +452,7 @@ def train(
             "dataset": dataset_settings,
             "seed": seed,
             "train_files": [str(p) for p in train_paths],
+            "train_event_source": merge_records([read_metadata(p).get("event_source") for p in train_paths]),
             "n_train_events": len(train_set),
             "n_validation_events": len(val_set),
             "steps": global_step,

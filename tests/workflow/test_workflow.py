@@ -90,6 +90,13 @@ def test_whole_chain_on_tiny_config(tmp_path):
         assert 0.2 < metrics["jet_response"][algo]["median"] < 2.0
     assert (tmp_path / "results" / "models" / "ci" / "model.onnx").stat().st_size > 0
     assert "MLPF" in (tmp_path / "results" / "model_card.md").read_text()
+    # the events' origin travels from the parsed shards to every output
+    assert metrics["event_source"]["simulation"] == "fastsim"
+    assert metrics["event_source"]["source"] == "fastsim"
+    assert metrics["event_source"]["master_seed"] == config["seed"]
+    info = json.loads((tmp_path / "results" / "models" / "ci" / "model.json").read_text())
+    assert info["train_event_source"]["sample"] == ["qq", "ttbar"]
+    assert "fast simulation: Pythia8" in (tmp_path / "results" / "model_card.md").read_text()
     assert (tmp_path / "results" / "plots" / "timing" / "timing_scaling.png").exists()
     manifest = json.loads((tmp_path / "results" / "paper" / "manifest.json").read_text())
     produced = {entry["figure"] for entry in manifest["figures"] if entry["produced"]}

@@ -4,36 +4,53 @@ from __future__ import annotations
 
 import argparse
 
+# The default download directory, repeated from mlpf.io.zenodo so that building the parser imports nothing
+# heavy (tests/io/test_zenodo.py checks they agree).
+DEFAULT_DOWNLOAD_DIR = "resources/zenodo"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from mlpf.cli import add_settings_arguments
 
     d = subparsers.add_parser(
         "download",
-        help="download published CLIC EDM4HEP files from Zenodo (md5-verified, resumable) or place one shard",
-        description="Three modes. --sample/--shard: make the sample's record files available (downloaded, or "
-        "from zenodo.local_dir) and write its shard-th ROOT file to --output. --file: download one record file "
-        "to --output. --list: print the record's files (key, size in bytes, md5).",
+        help="list, select and download the published CLIC EDM4HEP files from Zenodo (md5-verified, "
+        "resumable), or place one shard",
+        description="Modes. --list: the record's files (key, size in bytes, md5), printed or, with --output, "
+        "kept as JSON. --select SAMPLE: the sample's files chosen by its patterns (zenodo.samples) from the "
+        "record's listing or from zenodo.local_dir, written to --output with their sizes and md5s (the "
+        "provenance of the sample's shards). --file KEY: one record file to --output. --sample/--shard: the "
+        "shard-th ROOT file of the sample's files, written to --output (files downloaded first where needed).",
     )
     mode = d.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--sample", help="sample name (ttbar, qq, zh_tautau, ...); needs --shard and --output")
+    mode.add_argument("--list", action="store_true", help="list the record's files")
+    mode.add_argument("--select", metavar="SAMPLE", help="choose a sample's files; writes a JSON manifest")
     mode.add_argument("--file", metavar="KEY", help="one record file to download to --output")
-    mode.add_argument("--list", action="store_true", help="list the record's files and exit")
-    d.add_argument("--shard", type=int, help="shard index: the k-th ROOT file of the sample's archives")
+    mode.add_argument("--sample", help="sample name (ttbar, qq, zh_tautau, ...); needs --shard and --output")
+    d.add_argument("--shard", type=int, help="shard index: the k-th ROOT file of the sample's files")
     d.add_argument("--output", help="output path (written atomically)")
     d.add_argument("--record", type=int, help="Zenodo record id (default: zenodo.record)")
     d.add_argument(
+        "--listing",
+        metavar="JSON",
+        help="a listing kept by --list --output, used instead of asking the records API again",
+    )
+    d.add_argument(
         "--download-dir",
-        default="resources/zenodo",
-        help="where --sample keeps downloaded record files, under a subdirectory per record "
-        "(default: resources/zenodo)",
+        default=DEFAULT_DOWNLOAD_DIR,
+        help="where record files are kept, under a subdirectory per record (default: resources/zenodo)",
+    )
+    d.add_argument(
+        "--manifest",
+        metavar="JSON",
+        help="for --sample: the files named by this manifest of --select, in its order (as the workflow does)",
     )
     d.add_argument(
         "--archives",
         nargs="+",
         metavar="PATH",
-        help="use these already downloaded archives / ROOT files / unpacked directories for --sample "
-        "instead of resolving them from the config (as the workflow does)",
+        help="for --sample: use these archives / ROOT files / unpacked directories, in this order, instead of "
+        "resolving them from the config (as the workflow does)",
     )
     add_settings_arguments(d)
     d.set_defaults(handler=_run_download)
@@ -77,37 +94,89 @@ def _settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def _listing(args: argparse.Namespace, settings: dict):
+    """The record's listing: from --listing if given (checked to be the configured record), else the API."""
+    from mlpf.errors import ConfigError
+    from mlpf.io import zenodo
+
+    if not args.listing:
+        policy = zenodo.RetryPolicy.from_settings(settings)
+        return zenodo.fetch_listing(settings["record"], settings["api_url"], policy)
+    listing = zenodo.Listing.read(args.listing)
+    if str(listing.record) != str(settings["record"]):
+        raise ConfigError(f"--listing {args.listing} is of record {listing.record}, not {settings['record']}")
+    return listing
+
+
+def _require_output(args: argparse.Namespace) -> str:
+    from mlpf.errors import ConfigError
+
+    if not args.output:
+        raise ConfigError("--output is required with --select, --file and --sample")
+    return args.output
+
+
 def _run_download(args: argparse.Namespace) -> int:
+    from mlpf.io import zenodo
+
+    settings = _settings(args)
+    if args.list:
+        return _download_list(args, settings)
+    output = _require_output(args)
+    if args.select:
+        listing = None if settings["local_dir"] else _listing(args, settings)
+        manifest = zenodo.sample_manifest(settings, args.select, listing, args.download_dir)
+        zenodo.write_json(output, manifest)
+        return 0
+    if args.file:
+        return _download_one(args, settings, output)
+    return _download_shard(args, settings, output)
+
+
+def _download_list(args: argparse.Namespace, settings: dict) -> int:
+    from mlpf.io import zenodo
+
+    listing = _listing(args, settings)
+    if args.output:
+        zenodo.write_text_atomic(args.output, listing.to_json())
+        return 0
+    for rf in listing.files():
+        print(f"{rf.key}\t{rf.size}\t{rf.md5 or '-'}")  # noqa: T201 - the listing is the output
+    return 0
+
+
+def _download_one(args: argparse.Namespace, settings: dict, output: str) -> int:
+    from mlpf.errors import ConfigError
+    from mlpf.io import zenodo
+
+    listing = _listing(args, settings)
+    files = {rf.key: rf for rf in listing.files()}
+    if args.file not in files:
+        raise ConfigError(
+            f"Zenodo record {settings['record']} has no file '{args.file}'; it has: {', '.join(files)}"
+        )
+    zenodo.download_file(files[args.file], output, zenodo.RetryPolicy.from_settings(settings))
+    return 0
+
+
+def _download_shard(args: argparse.Namespace, settings: dict, output: str) -> int:
     from pathlib import Path
 
     from mlpf.errors import ConfigError
     from mlpf.io import zenodo
 
-    settings = _settings(args)
-    policy = zenodo.RetryPolicy.from_settings(settings)
-    api_url = settings["api_url"]
-    if args.list:
-        for rf in zenodo.fetch_record(settings["record"], api_url, policy):
-            print(f"{rf.key}\t{rf.size}\t{rf.md5 or '-'}")  # noqa: T201 - the listing is the output
-        return 0
-    if not args.output:
-        raise ConfigError("--output is required with --sample or --file")
-    if args.file:
-        listing = {f.key: f for f in zenodo.fetch_record(settings["record"], api_url, policy)}
-        if args.file not in listing:
-            raise ConfigError(f"Zenodo record {settings['record']} has no file '{args.file}'")
-        zenodo.download_file(listing[args.file], args.output, policy)
-        return 0
     if args.shard is None or args.shard < 0:
         raise ConfigError("--sample needs --shard (a non-negative integer)")
-    if args.archives:
-        sources = [Path(p) for p in args.archives]
+    if args.manifest or args.archives:
+        sources = [
+            Path(p) for p in (zenodo.manifest_paths(args.manifest) if args.manifest else args.archives)
+        ]
         missing = [str(p) for p in sources if not p.exists()]
         if missing:
-            raise ConfigError(f"--archives: not found: {', '.join(missing)}")
+            raise ConfigError(f"{args.manifest or '--archives'}: not found: {', '.join(missing)}")
     else:
         sources = zenodo.fetch_sample_files(settings, args.sample, download_dir=args.download_dir)
-    zenodo.place_shard(sources, args.shard, args.output, link=settings["local_link"])
+    zenodo.place_shard(sources, args.shard, output, link=settings["local_link"])
     return 0
 
 

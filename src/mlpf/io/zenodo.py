@@ -1,43 +1,59 @@
-"""Download of the published CLIC EDM4HEP files from Zenodo, and placement of one shard per ROOT file.
+"""The published CLIC EDM4HEP files on Zenodo: the record's listing, the files of a sample, verified downloads,
+and one shard per ROOT file.
 
-The records API (`GET {api_url}/records/<id>`, the endpoint `zenodo_get` also reads) lists each file with its
-`key`, `size`, `checksum` ("md5:<hex>") and `links.self` (the download URL). On top of that API this module
-adds what a workflow needs and `zenodo_get` 3.1 lacks: a base-URL override (a mirror, or a loopback server in
-tests), resume of interrupted transfers with HTTP Range requests, bounded exponential backoff, md5
-verification, and atomic placement: bytes go to a stable hidden `.<name>.part` file (stable so that a later
-run can resume it) and are renamed onto the final name only after the md5 matched, so a failed or corrupt
-download never leaves a file that looks complete.
-
-Shards: the record ships each sample as tar archives of ROOT files (`p8_ee_tt_ecm380_10files.tar` holds
-`p8_ee_tt_ecm380/reco_p8_ee_tt_ecm380_<seed>.root`). Shard k of a sample is the k-th ROOT file of the sample's
-archives, taken in the configured archive order and, within an archive, sorted by name with digit runs
-compared as numbers (`..._2.root` before `..._10.root`). A shard is extracted alone, streamed from the
-archive into `resources/edm4hep/{sample}/{shard}.root`.
+What zenodo_get 3.1 (a dependency of this package) does, it does here, through its own functions:
+- the HTTP client (`zenodo_get.downloader.create_configured_client`): connection errors and HTTP
+  429/502/503/504 are retried with exponential backoff, honouring `Retry-After`;
+- glob selection of a record's files (`zenodo_get.metadata.filter_files_from_metadata`);
+- the download URL of a file entry, falling back to `<base>/records/<record>/files/<key>` when the entry has no
+  `links` (`zenodo_get.workflow.file_url.file_url`);
+- md5 verification (`zenodo_get.file_download.check_hash`).
+This module adds only what zenodo_get lacks:
+- a base-URL override (`zenodo.api_url`: a mirror, or a loopback server in tests; zenodo_get knows only
+  zenodo.org and its sandbox), and the listing read through it;
+- a reachability check before the first request, so that a machine without network fails at once with one
+  line instead of after the client's retries;
+- a pattern that matches no file is an error naming the record's files (zenodo_get logs a warning and goes on);
+- resume of an interrupted transfer with HTTP Range requests, into a stable hidden `.<name>.part` file that is
+  renamed onto the final name only after the md5 matched (zenodo_get writes to the final name directly, and its
+  "continue" only skips files already complete);
+- the shards: shard k of a sample is the k-th ROOT file of the sample's archives, taken in the order of the
+  sample's patterns (within a pattern, record files sorted by name) and, within an archive, sorted by member
+  name with digit runs compared as numbers (`..._2.root` before `..._10.root`). Archives may hold their ROOT
+  files at the top level or in a folder (`p8_ee_tt_ecm380/reco_p8_ee_tt_ecm380_1302.root`). A shard is streamed
+  out of its archive alone into `resources/edm4hep/{sample}/{shard}.root`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
+import functools
+import importlib.metadata
 import json
 import logging
 import os
 import re
 import shutil
+import signal
+import socket
 import tarfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+import types
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import requests
-import urllib3
+import httpx2
 
-from mlpf.atomic import atomic_output
+from mlpf.atomic import atomic_output, write_text_atomic
 from mlpf.errors import ConfigError, InputFileError, MlpfError
 from mlpf.progress import progress_bar
+from mlpf.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +63,33 @@ DEFAULT_RECORD = 8260741
 # Downloads go under resources/ (workflow convention: downloads in resources/, results in results/).
 DEFAULT_DOWNLOAD_DIR = "resources/zenodo"
 
-# Record file(s) per sample. The tt and WW archive names are confirmed by public download scripts
-# (jpata/particleflow README, `wget .../records/8260741/files/p8_ee_tt_ecm380_10files.tar`); the others follow
-# the same pattern with the Pythia card names of the production and are *unverified* (the record's full file
-# listing could not be checked). `mlpf download --list` prints the real listing; override in config
-# (`zenodo.samples`).
-DEFAULT_SAMPLE_FILES: dict[str, tuple[str, ...]] = {
-    "ttbar": ("p8_ee_tt_ecm380_10files.tar",),
-    "qq": ("p8_ee_qq_ecm380_10files.tar",),
-    "zh_tautau": ("p8_ee_ZH_Htautau_ecm380_10files.tar",),
-    "ww_fullhad": ("p8_ee_WW_fullhad_ecm380_10files.tar",),
-    "z_tautau": ("p8_ee_Z_Ztautau_ecm380_10files.tar",),
-    "ttbar_pu10": ("p8_ee_tt_ecm380_PU10_10files.tar",),
-    "gun_e": ("e-_10files.tar",),
-    "gun_mu": ("mu-_10files.tar",),
-    "gun_pi": ("pi-_10files.tar",),
-    "gun_pi0": ("pi0_10files.tar",),
-    "gun_kl": ("kaon0L_10files.tar",),
-    "gun_n": ("neutron_10files.tar",),
-    "gun_gamma": ("gamma_10files.tar",),
+# Glob patterns selecting each sample's files in the record, in shard order (the schema repeats them as the
+# defaults of zenodo.samples). They follow the production's sample names (jpata/particleflow
+# mlpf/tallinn/postprocessing.sh: p8_ee_tt_ecm380, p8_ee_tt_ecm380_PU10, pi-, pi+, kaon0L, ...). Only
+# p8_ee_tt_ecm380_10files.tar is named by a public source; the others are matched against the record's own
+# listing, and a pattern that matches nothing fails with the record's file names (docs/data-sources.md).
+DEFAULT_SAMPLE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "ttbar": ("p8_ee_tt_ecm380_[0-9]*.tar",),  # a digit after the underscore: not the PU10 archive
+    "qq": ("p8_ee_qq_ecm380*.tar",),
+    "zh_tautau": ("p8_ee_ZH_Htautau_ecm380*.tar",),
+    "ww_fullhad": ("p8_ee_WW_fullhad_ecm380*.tar",),
+    "z_tautau": ("p8_ee_Z_Ztautau_ecm380*.tar",),
+    "ttbar_pu10": ("p8_ee_tt_ecm380_PU10*.tar",),
+    "gun_e": ("e-*.tar", "e+*.tar"),
+    "gun_mu": ("mu-*.tar", "mu+*.tar"),
+    "gun_pi": ("pi-*.tar", "pi+*.tar"),
+    "gun_pi0": ("pi0*.tar",),
+    "gun_kl": ("kaon0L*.tar",),
+    "gun_n": ("neutron*.tar",),
+    "gun_gamma": ("gamma*.tar",),
 }
 
-# Transient failures worth another attempt: rate limiting and server-side errors (Zenodo answers 429 under
-# load and 502/503/504 behind its proxy). Other 4xx are the user's problem (wrong record, private file).
-RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 CHUNK_BYTES = 1 << 20  # 1 MiB: large enough for throughput, small enough for a responsive progress bar
 ROOT_MAGIC = b"root"  # every ROOT file starts with these four bytes
 # A Range reply is trusted only if its Content-Range starts where the partial file ends.
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# The reachability check waits at most this long for a TCP connection (a dead network answers within it).
+REACH_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,10 @@ class RecordFile:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff: attempt i (0-based) waits min(backoff * 2**i, max_backoff) seconds."""
+    """Retries of requests (by zenodo_get's client) and of interrupted transfers (resumed here).
+
+    Attempt i (0-based) waits min(backoff * 2**i, max_backoff) seconds, or what `Retry-After` asks for.
+    """
 
     retries: int = 5
     backoff: float = 2.0
@@ -109,93 +127,297 @@ class RetryPolicy:
         return min(self.backoff * 2**attempt, self.max_backoff)
 
 
-# What a dropped, reset or stalled connection raises, at each layer (requests, urllib3, http.client, socket).
-_NETWORK_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.HTTPError,
-    http.client.HTTPException,
-    ConnectionError,
-    TimeoutError,
-)
+class _Interrupted(Exception):
+    """A transfer that stopped before its end (dropped connection, stall); another attempt resumes it."""
 
 
-class _Transient(Exception):
-    """A failure that another attempt may cure (dropped connection, 5xx, timeout)."""
+# ------------------------------------------------------------------------------------------- zenodo_get
 
 
-def _records_url(api_url: str, record: int | str) -> str:
+@functools.cache
+def _zenodo_get() -> types.SimpleNamespace:
+    """zenodo_get's building blocks, imported once.
+
+    Importing the package installs a SIGINT handler meant for its own command line (zenodo_get/zget.py): the
+    first Ctrl+C only sets a flag that nothing here reads. The previous handler is put back, so Ctrl+C still
+    stops `mlpf download`. Its loguru messages are switched off: the errors raised here say the same in one line.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        from loguru import logger
+        from zenodo_get.downloader import create_configured_client
+        from zenodo_get.file_download import check_hash
+        from zenodo_get.metadata import filter_files_from_metadata
+        from zenodo_get.workflow.file_url import file_url
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    logger.disable("zenodo_get")
+    return types.SimpleNamespace(
+        create_client=create_configured_client,
+        check_hash=check_hash,
+        filter_files=filter_files_from_metadata,
+        file_url=file_url,
+        version=importlib.metadata.version("zenodo-get"),
+    )
+
+
+@contextlib.contextmanager
+def _client(policy: RetryPolicy, client: httpx2.Client | None = None) -> Iterator[httpx2.Client]:
+    """The caller's client, or one of zenodo_get's retrying clients configured by `policy` (closed after)."""
+    if client is not None:
+        yield client
+        return
+    own = _zenodo_get().create_client(
+        retry_total=policy.retries,
+        backoff_factor=policy.backoff,
+        max_backoff_wait=policy.max_backoff,
+        verbosity=0,
+    )
+    own.headers["User-Agent"] = "mlpf-workflow (Zenodo records API)"
+    with own:
+        yield own
+
+
+# ---------------------------------------------------------------------------------------------- listing
+
+
+def records_url(api_url: str, record: int | str) -> str:
     return f"{api_url.rstrip('/')}/records/{record}"
 
 
-def _with_retries(what: str, policy: RetryPolicy, fn, *args, **kwargs):
-    """Call `fn` until it succeeds or the retries are spent; only `_Transient` failures are retried."""
-    for attempt in range(policy.retries + 1):
-        try:
-            return fn(*args, **kwargs)
-        except _Transient as exc:
-            if attempt == policy.retries:
-                raise MlpfError(f"{what}: giving up after {attempt + 1} attempts ({exc})") from None
-            wait = policy.delay(attempt)
-            log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, exc, wait, attempt + 1, policy.retries)
-            time.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+def download_url_base(api_url: str) -> str:
+    """Base of the files' download URLs for an API base, in zenodo_get's form (`https://zenodo.org/records/`)."""
+    return f"{api_url.rstrip('/').removesuffix('/api')}/records/"
 
 
-def _get_json(session: requests.Session, url: str, timeout: float, record: int | str) -> dict[str, Any]:
+def check_reachable(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail at once, in one line, when the server of `url` (or the proxy to it) takes no TCP connection."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxied.hostname or "", proxied.port or 80
     try:
-        response = session.get(url, timeout=timeout, headers={"Accept": "application/json"})
-    except _NETWORK_ERRORS as exc:
-        raise _Transient(type(exc).__name__) from None
-    if response.status_code in RETRY_STATUS:
-        raise _Transient(f"HTTP {response.status_code}")
+        socket.create_connection((host, port), timeout=min(timeout, REACH_TIMEOUT_S)).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise MlpfError(
+            f"cannot reach {host}:{port} for {url} ({reason}): no network to Zenodo here? Download on a machine "
+            "with network (the download rules are local rules) or set zenodo.local_dir to a copy"
+        ) from None
+
+
+def fetch_metadata(
+    record: int | str, api_url: str, policy: RetryPolicy, client: httpx2.Client | None = None
+) -> dict[str, Any]:
+    """The record's JSON from the records API (`GET <api_url>/records/<record>`)."""
+    url = records_url(api_url, record)
+    check_reachable(url, policy.timeout)
+    with _client(policy, client) as http:
+        try:
+            response = http.get(url, timeout=policy.timeout, headers={"Accept": "application/json"})
+        except httpx2.TransportError as exc:
+            raise MlpfError(f"Zenodo record {record}: no answer from {url} ({type(exc).__name__})") from None
     if response.status_code == 404:
         raise MlpfError(f"Zenodo record {record} not found (HTTP 404 from {url}); check zenodo.record")
     if response.status_code != 200:
         raise MlpfError(f"Zenodo record {record}: HTTP {response.status_code} from {url}")
     try:
-        return response.json()
+        metadata = response.json()
     except ValueError:
         raise MlpfError(f"Zenodo record {record}: {url} did not return JSON") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("files"), list):
+        raise MlpfError(f"Zenodo record {record}: no file list in the reply from {url} (restricted record?)")
+    return metadata
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A record's file entries as the API gave them (`key`, `size`, `checksum`, `links`), and where from."""
+
+    record: int | str
+    api_url: str
+    entries: tuple[dict[str, Any], ...]
+
+    def files(self) -> list[RecordFile]:
+        """Every file, sorted by key."""
+        return sorted((self.record_file(e) for e in self.entries), key=lambda f: f.key)
+
+    def keys(self) -> list[str]:
+        return sorted(_entry_key(e) for e in self.entries)
+
+    def record_file(self, entry: Mapping[str, Any]) -> RecordFile:
+        key = _entry_key(entry)
+        if not key:
+            raise MlpfError(f"Zenodo record {self.record}: a file entry has no 'key' ({self.api_url})")
+        # zenodo_get falls back to <base>/records/<record>/files/<key> where `links` is missing.
+        entry = {**entry, "links": entry.get("links") or {}}
+        url = _zenodo_get().file_url(entry, str(self.record), download_url_base(self.api_url))
+        checksum = str(entry.get("checksum") or "")
+        md5 = checksum.removeprefix("md5:") if checksum.startswith("md5:") else None
+        return RecordFile(key=key, size=int(entry.get("size", -1)), md5=md5, url=url)
+
+    def to_json(self) -> str:
+        payload = {"record": self.record, "api_url": self.api_url, "files": list(self.entries)}
+        return json.dumps(payload, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def read(cls, path: str | Path) -> Listing:
+        """A listing written by `to_json` (the workflow's `resources/zenodo/<record>.listing.json`)."""
+        try:
+            payload = json.loads(Path(path).read_text())
+            return cls(payload["record"], payload["api_url"], tuple(payload["files"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(
+                f"not a Zenodo listing written by mlpf download --list ({exc})", path=path
+            ) from None
+
+
+def _entry_key(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("key") or entry.get("filename") or "")
+
+
+def fetch_listing(
+    record: int | str,
+    api_url: str = DEFAULT_API_URL,
+    policy: RetryPolicy | None = None,
+    client: httpx2.Client | None = None,
+) -> Listing:
+    metadata = fetch_metadata(record, api_url, policy or RetryPolicy(), client)
+    return Listing(record, api_url, tuple(metadata["files"]))
 
 
 def fetch_record(
     record: int | str,
     api_url: str = DEFAULT_API_URL,
     policy: RetryPolicy | None = None,
-    session: requests.Session | None = None,
+    client: httpx2.Client | None = None,
 ) -> list[RecordFile]:
-    """List the files of a record (key, size, md5, download URL), sorted by key."""
-    policy = policy or RetryPolicy()
-    url = _records_url(api_url, record)
-    with _session(session) as sess:
-        meta = _with_retries(
-            f"Zenodo record {record} ({url})", policy, _get_json, sess, url, policy.timeout, record
+    """The files of a record (key, size, md5, download URL), sorted by key."""
+    return fetch_listing(record, api_url, policy, client).files()
+
+
+# ------------------------------------------------------------------------------------------- selection
+
+
+def sample_patterns(settings: Mapping[str, Any], sample: str) -> list[str]:
+    """The glob patterns selecting `sample`'s files (config `zenodo.samples`, else the defaults above)."""
+    configured = (settings.get("samples") or {}).get(sample)
+    if configured is not None:
+        return list(configured)
+    if sample not in DEFAULT_SAMPLE_PATTERNS:
+        raise ConfigError(f"no Zenodo file patterns known for sample '{sample}'; set zenodo.samples.{sample}")
+    return list(DEFAULT_SAMPLE_PATTERNS[sample])
+
+
+def select_files(listing: Listing, patterns: Sequence[str], sample: str) -> list[RecordFile]:
+    """The record files of a sample: each pattern's matches (by zenodo_get's glob filter) sorted by key,
+    patterns in order, each file once. A pattern that matches nothing is an error naming the record's files."""
+    chosen: dict[str, RecordFile] = {}
+    for pattern in patterns:
+        matched = _zenodo_get().filter_files(
+            {"files": list(listing.entries)}, (pattern,), str(listing.record)
         )
-    entries = meta.get("files")
-    if not isinstance(entries, list):
-        raise MlpfError(f"Zenodo record {record}: no file list in the reply from {url} (restricted record?)")
-    files = []
-    for entry in entries:
-        key = entry.get("key") or entry.get("filename")
-        links = entry.get("links") or {}
-        link = links.get("self") or links.get("content") or links.get("download")
-        if not key or not link:
-            raise MlpfError(f"Zenodo record {record}: a file entry lacks 'key' or 'links.self' ({url})")
-        checksum = str(entry.get("checksum") or "")
-        md5 = checksum.removeprefix("md5:") if checksum.startswith("md5:") else None
-        files.append(RecordFile(key=str(key), size=int(entry.get("size", -1)), md5=md5, url=str(link)))
-    return sorted(files, key=lambda f: f.key)
+        if not matched:
+            raise MlpfError(
+                f"Zenodo record {listing.record}: pattern '{pattern}' of sample {sample} matches no file; the "
+                f"record has: {', '.join(listing.keys()) or 'no files'}; fix zenodo.samples.{sample}"
+            )
+        for rf in sorted((listing.record_file(e) for e in matched), key=lambda f: natural_key(f.key)):
+            chosen.setdefault(rf.key, rf)
+    return list(chosen.values())
 
 
-def md5sum(path: str | Path) -> str:
-    """Hex MD5 of a file, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def select_local(root: str | Path, patterns: Sequence[str], sample: str) -> list[Path]:
+    """The entries (archives, ROOT files or unpacked directories) of a local copy that make up a sample."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError("zenodo.local_dir is not a directory", path=root)
+    names = sorted((p.name for p in root.iterdir() if not p.name.startswith(".")), key=natural_key)
+    chosen: list[Path] = []
+    for pattern in patterns:
+        matched = [root / n for n in names if fnmatchcase(n, pattern)]
+        if not matched:
+            raise InputFileError(
+                f"pattern '{pattern}' of sample {sample} matches nothing in zenodo.local_dir; it holds: "
+                f"{', '.join(names) or 'nothing'}; fix zenodo.samples.{sample}",
+                path=root,
+            )
+        chosen += [p for p in matched if p not in chosen]
+    return chosen
+
+
+def archive_dir(settings: Mapping[str, Any], download_dir: str | Path = DEFAULT_DOWNLOAD_DIR) -> Path:
+    """Where downloaded record files live: `<download_dir>/<record>` (the workflow's download rule layout)."""
+    return Path(download_dir) / str(settings.get("record", DEFAULT_RECORD))
+
+
+def listing_path(record: int | str, download_dir: str | Path = DEFAULT_DOWNLOAD_DIR) -> str:
+    """Where the workflow keeps a record's listing (next to, not inside, the directory of its files)."""
+    return f"{download_dir}/{record}.listing.json"
+
+
+def sample_manifest(
+    settings: Mapping[str, Any],
+    sample: str,
+    listing: Listing | None = None,
+    download_dir: str | Path = DEFAULT_DOWNLOAD_DIR,
+) -> dict[str, Any]:
+    """The sample's files as chosen from the record's listing (or from `zenodo.local_dir`): the provenance of
+    its shards. Each file has its key, size, md5 and the local path it is (or will be) read from."""
+    patterns = sample_patterns(settings, sample)
+    record = settings.get("record", DEFAULT_RECORD)
+    if settings.get("local_dir"):
+        files = [_local_entry(p) for p in select_local(settings["local_dir"], patterns, sample)]
+        where = {"local_dir": str(settings["local_dir"])}
+    else:
+        if listing is None:
+            raise ConfigError(
+                f"sample {sample}: the record's listing is needed (mlpf download --list --output)"
+            )
+        target = archive_dir(settings, download_dir)
+        files = [
+            {**_record_entry(rf), "path": str(target / rf.key)}
+            for rf in select_files(listing, patterns, sample)
+        ]
+        where = {"api_url": listing.api_url}
+    return {
+        "sample": sample,
+        "record": record,
+        **where,
+        "patterns": patterns,
+        "files": files,
+        "provenance": provenance(zenodo_get_version=_zenodo_get().version),
+    }
+
+
+def _record_entry(rf: RecordFile) -> dict[str, Any]:
+    return {"key": rf.key, "size": rf.size, "md5": rf.md5, "url": rf.url}
+
+
+def _local_entry(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size if path.is_file() else None
+    return {"key": path.name, "size": size, "md5": None, "path": str(path)}
+
+
+def manifest_paths(path: str | Path) -> list[str]:
+    """The local paths of a sample manifest's files, in shard order (the shard rule's inputs)."""
+    try:
+        return [str(f["path"]) for f in json.loads(Path(path).read_text())["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputFileError(
+            f"not a sample manifest written by mlpf download --select ({exc})", path=path
+        ) from None
+
+
+def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------- download
 
 
 def is_complete(path: str | Path, rf: RecordFile) -> bool:
@@ -203,7 +425,12 @@ def is_complete(path: str | Path, rf: RecordFile) -> bool:
     path = Path(path)
     if not path.is_file() or (rf.size >= 0 and path.stat().st_size != rf.size):
         return False
-    return rf.md5 is None or md5sum(path) == rf.md5
+    return rf.md5 is None or _md5_matches(path, rf.md5)
+
+
+def _md5_matches(path: Path, md5: str) -> bool:
+    expected, actual = _zenodo_get().check_hash(str(path), md5)
+    return expected == actual
 
 
 def partial_path(dest: Path) -> Path:
@@ -211,62 +438,79 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.part")
 
 
-def _transfer(
-    session: requests.Session, rf: RecordFile, part: Path, timeout: float, spliced: list[bool]
-) -> None:
-    """One HTTP attempt: append to `part` from its current length (Range), or start over if refused.
+def _transfer(http: httpx2.Client, rf: RecordFile, part: Path, timeout: float, spliced: list[bool]) -> None:
+    """One GET: append to `part` from its current length (Range), or start over where the server refuses.
 
     `spliced` records whether bytes were appended to an earlier attempt's (for the md5-mismatch policy).
+    HTTP 429/5xx were already retried by the client; what is left is the answer.
     """
     offset = part.stat().st_size if part.exists() else 0
     if rf.size >= 0 and offset >= rf.size:
         return  # already all there; the md5 check decides whether it is right
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        with session.get(rf.url, stream=True, timeout=timeout, headers=headers) as response:
-            if response.status_code in RETRY_STATUS:
-                raise _Transient(f"HTTP {response.status_code}")
-            if response.status_code == 416:  # the partial file is longer than the remote one: start over
-                part.unlink(missing_ok=True)
-                raise _Transient("HTTP 416 on resume; restarting from byte 0")
-            if response.status_code not in (200, 206):
-                raise MlpfError(f"{rf.key}: HTTP {response.status_code} from {rf.url}")
-            mode = "wb"
-            if response.status_code == 206:
-                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-                if match and int(match.group(1)) == offset:
-                    mode = "ab"
-                else:  # a range we did not ask for: do not splice it in
-                    part.unlink(missing_ok=True)
-                    raise _Transient("unexpected Content-Range on resume; restarting from byte 0")
-            elif offset:
-                log.info("%s: server ignored the Range request; downloading from byte 0", rf.key)
-            else:
-                log.info("%s: downloading %s bytes", rf.key, rf.size if rf.size >= 0 else "?")
+        with http.stream("GET", rf.url, headers=headers, timeout=timeout) as response:
+            mode = _write_mode(response, rf, part, offset)
             if mode == "ab":
                 log.info("%s: resuming at byte %d of %d", rf.key, offset, rf.size)
                 spliced.append(True)
-            total = rf.size if rf.size >= 0 else None
-            with part.open(mode) as fh, progress_bar(rf.key, total=total, unit="B") as bar:
-                bar.unit_scale = True
-                bar.update(offset if mode == "ab" else 0)
-                # read1 hands over bytes as they arrive, so a dropped connection loses nothing already
-                # received (iter_content would discard its partly filled chunk).
-                while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):
-                    fh.write(chunk)
-                    bar.update(len(chunk))
-    except _NETWORK_ERRORS as exc:
-        raise _Transient(f"transfer interrupted ({type(exc).__name__})") from None
+            _stream_into(response, part, mode, rf, offset if mode == "ab" else 0)
+    except httpx2.TransportError as exc:
+        raise _Interrupted(f"transfer interrupted ({type(exc).__name__})") from None
     got = part.stat().st_size if part.exists() else 0
     if rf.size >= 0 and got < rf.size:
-        raise _Transient(f"transfer ended at byte {got} of {rf.size}")
+        raise _Interrupted(f"transfer ended at byte {got} of {rf.size}")
+
+
+def _write_mode(response: httpx2.Response, rf: RecordFile, part: Path, offset: int) -> str:
+    """The file mode for this reply: "ab" to append a matching 206, "wb" to start over; else an error."""
+    if response.status_code == 416:  # the partial file is longer than the remote one: start over
+        part.unlink(missing_ok=True)
+        raise _Interrupted("HTTP 416 on resume; restarting from byte 0")
+    if response.status_code not in (200, 206):
+        raise MlpfError(f"download of {rf.key}: HTTP {response.status_code} from {rf.url}")
+    if response.status_code == 200:
+        if offset:
+            log.info("%s: server ignored the Range request; downloading from byte 0", rf.key)
+        return "wb"
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    if not match or int(match.group(1)) != offset:  # a range we did not ask for: do not splice it in
+        part.unlink(missing_ok=True)
+        raise _Interrupted("unexpected Content-Range on resume; restarting from byte 0")
+    return "ab"
+
+
+def _stream_into(response: httpx2.Response, part: Path, mode: str, rf: RecordFile, start: int) -> None:
+    total = rf.size if rf.size >= 0 else None
+    with part.open(mode) as fh, progress_bar(rf.key, total=total, unit="B") as bar:
+        bar.unit_scale = True
+        bar.update(start)
+        # iter_raw hands over bytes as they arrive, so a dropped connection loses nothing already received.
+        for chunk in response.iter_raw():
+            fh.write(chunk)
+            bar.update(len(chunk))
+
+
+def _transfer_with_resume(
+    http: httpx2.Client, rf: RecordFile, part: Path, policy: RetryPolicy, spliced: list[bool]
+) -> None:
+    """Transfer until complete, resuming after interruptions; at most `policy.retries` resumptions."""
+    for attempt in range(policy.retries + 1):
+        try:
+            _transfer(http, rf, part, policy.timeout, spliced)
+            return
+        except _Interrupted as exc:
+            if attempt == policy.retries:
+                raise MlpfError(
+                    f"download of {rf.key}: giving up after {attempt + 1} attempts ({exc})"
+                ) from None
+            wait = policy.delay(attempt)
+            log.warning("%s: %s; retrying in %.1f s (%d/%d)", rf.key, exc, wait, attempt + 1, policy.retries)
+            time.sleep(wait)
 
 
 def download_file(
-    rf: RecordFile,
-    dest: str | Path,
-    policy: RetryPolicy | None = None,
-    session: requests.Session | None = None,
+    rf: RecordFile, dest: str | Path, policy: RetryPolicy | None = None, client: httpx2.Client | None = None
 ) -> bool:
     """Download one record file to `dest`, verified; return False if a good copy was already there.
 
@@ -279,20 +523,19 @@ def download_file(
     if is_complete(dest, rf):
         log.info("%s: already present and verified, skipped", dest)
         return False
+    check_reachable(rf.url, policy.timeout)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(dest)
     spliced = [True] if part.exists() and part.stat().st_size > 0 else []
-    with _session(session) as sess:
+    with _client(policy, client) as http:
         for fresh_try in (False, True):
-            _with_retries(f"download of {rf.key}", policy, _transfer, sess, rf, part, policy.timeout, spliced)
-            got_md5 = md5sum(part)
-            if rf.md5 is None or got_md5 == rf.md5:
+            _transfer_with_resume(http, rf, part, policy, spliced)
+            if rf.md5 is None or _md5_matches(part, rf.md5):
                 break
             part.unlink(missing_ok=True)
             if fresh_try or not spliced:
                 raise InputFileError(
-                    f"md5 mismatch for {rf.key} from {rf.url}: expected {rf.md5}, got {got_md5}; "
-                    "the corrupt download was removed",
+                    f"md5 mismatch for {rf.key} from {rf.url}: expected {rf.md5}; the corrupt download was removed",
                     path=dest,
                 )
             log.warning("%s: md5 mismatch after resume; downloading again from byte 0", rf.key)
@@ -304,62 +547,7 @@ def download_file(
     return True
 
 
-@contextlib.contextmanager
-def _session(session: requests.Session | None) -> Iterator[requests.Session]:
-    """Use the caller's session, or open (and close) one of our own."""
-    if session is not None:
-        yield session
-        return
-    with requests.Session() as own:
-        own.headers["User-Agent"] = "mlpf-workflow (Zenodo records API)"
-        yield own
-
-
-# ---------------------------------------------------------------------------------------------- samples
-
-
-def sample_files(settings: Mapping[str, Any], sample: str) -> list[str]:
-    """Record file keys holding `sample` (config `zenodo.samples`, else the defaults above)."""
-    configured = (settings.get("samples") or {}).get(sample)
-    if configured is not None:
-        return list(configured)
-    if sample not in DEFAULT_SAMPLE_FILES:
-        raise ConfigError(f"no Zenodo files known for sample '{sample}'; set zenodo.samples.{sample}")
-    return list(DEFAULT_SAMPLE_FILES[sample])
-
-
-def archive_dir(settings: Mapping[str, Any], download_dir: str | Path = DEFAULT_DOWNLOAD_DIR) -> Path:
-    """Where downloaded record files live: `<download_dir>/<record>` (the workflow's download rule layout)."""
-    return Path(download_dir) / str(settings.get("record", DEFAULT_RECORD))
-
-
-def local_sources(settings: Mapping[str, Any], sample: str) -> list[Path]:
-    """The sample's files or unpacked directories in an existing local copy (`zenodo.local_dir`).
-
-    A record file is looked up as `<local_dir>/<key>`; an archive may also be present unpacked, as the
-    directory its name stands for (`p8_ee_tt_ecm380_10files.tar` -> `<local_dir>/p8_ee_tt_ecm380/`).
-    """
-    root = Path(settings["local_dir"])
-    if not root.is_dir():
-        raise InputFileError("zenodo.local_dir is not a directory", path=root)
-    found = []
-    for key in sample_files(settings, sample):
-        candidates = [root / key, root / unpacked_name(key)]
-        hit = next((c for c in candidates if c.exists()), None)
-        if hit is None:
-            raise InputFileError(
-                f"sample {sample}: neither {key} nor the unpacked directory {unpacked_name(key)}/ is in "
-                "zenodo.local_dir",
-                path=root,
-            )
-        found.append(hit)
-    return found
-
-
-def unpacked_name(key: str) -> str:
-    """The directory an archive unpacks to: `p8_ee_tt_ecm380_10files.tar` -> `p8_ee_tt_ecm380`."""
-    stem = re.sub(r"\.(tar(\.gz|\.bz2|\.xz)?|tgz)$", "", key)
-    return re.sub(r"_\d+files$", "", stem)
+# ------------------------------------------------------------------------------------------------ shards
 
 
 def natural_key(name: str) -> tuple:
@@ -368,7 +556,10 @@ def natural_key(name: str) -> tuple:
 
 
 def _root_members(source: Path) -> Iterator[tuple[Path, str]]:
-    """(source, member) for every ROOT file of one source, naturally sorted; member '' = the file itself."""
+    """(source, member) for every ROOT file of one source, naturally sorted; member '' = the file itself.
+
+    Archives and directories are searched at every depth, so ROOT files at the top level and ROOT files in a
+    folder are found alike."""
     if source.is_dir():
         names = sorted((str(p.relative_to(source)) for p in source.rglob("*.root")), key=natural_key)
         yield from ((source, n) for n in names)
@@ -383,12 +574,14 @@ def _root_members(source: Path) -> Iterator[tuple[Path, str]]:
         yield from ((source, n) for n in sorted(names, key=natural_key))
 
 
-def list_shards(sources: list[Path]) -> list[tuple[Path, str]]:
+def list_shards(sources: Sequence[Path]) -> list[tuple[Path, str]]:
     """All ROOT files of a sample in shard order: sources in the given order, members naturally sorted."""
     return [item for source in sources for item in _root_members(source)]
 
 
-def place_shard(sources: list[Path], shard: int, output: str | Path, link: str = "copy") -> tuple[Path, str]:
+def place_shard(
+    sources: Sequence[Path], shard: int, output: str | Path, link: str = "copy"
+) -> tuple[Path, str]:
     """Write the `shard`-th ROOT file of `sources` to `output` atomically; return (source, member).
 
     `link` applies to plain files (a local unpacked copy): `hardlink` (falls back to a copy across
@@ -402,35 +595,41 @@ def place_shard(sources: list[Path], shard: int, output: str | Path, link: str =
             f"files (shards 0..{len(shards) - 1}); lower shards.train/shards.test"
         )
     source, member = shards[shard]
-    output = Path(output)
     if source.is_dir() or not member:
-        src = source / member if member else source
-        with src.open("rb") as fh:
-            _check_root_magic(fh.read(4), src)
-        with atomic_output(output) as tmp:
-            if link == "symlink":
-                tmp.unlink()
-                tmp.symlink_to(src.resolve())
-            elif link == "hardlink":
-                tmp.unlink()
-                try:
-                    os.link(src, tmp)
-                except OSError:  # other filesystem or no hard links: copy instead
-                    shutil.copyfile(src, tmp)
-            else:
-                shutil.copyfile(src, tmp)
+        _place_file(source / member if member else source, Path(output), link)
     else:
-        with tarfile.open(source, "r:*") as tar:
-            stream = tar.extractfile(member)
-            if stream is None:  # pragma: no cover - members were filtered to regular files
-                raise InputFileError(f"{member} is not a regular file", path=source)
-            with stream, atomic_output(output) as tmp, tmp.open("wb") as out:
-                head = stream.read(4)
-                _check_root_magic(head, f"{source}:{member}")
-                out.write(head)
-                shutil.copyfileobj(stream, out, CHUNK_BYTES)
+        _extract_member(source, member, Path(output))
     log.info("shard %d <- %s%s", shard, source, f":{member}" if member else "")
     return source, member
+
+
+def _place_file(src: Path, output: Path, link: str) -> None:
+    with src.open("rb") as fh:
+        _check_root_magic(fh.read(4), src)
+    with atomic_output(output) as tmp:
+        if link == "symlink":
+            tmp.unlink()
+            tmp.symlink_to(src.resolve())
+        elif link == "hardlink":
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError:  # other filesystem or no hard links: copy instead
+                shutil.copyfile(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
+
+
+def _extract_member(source: Path, member: str, output: Path) -> None:
+    with tarfile.open(source, "r:*") as tar:
+        stream = tar.extractfile(member)
+        if stream is None:  # pragma: no cover - members were filtered to regular files
+            raise InputFileError(f"{member} is not a regular file", path=source)
+        with stream, atomic_output(output) as tmp, tmp.open("wb") as out:
+            head = stream.read(4)
+            _check_root_magic(head, f"{source}:{member}")
+            out.write(head)
+            shutil.copyfileobj(stream, out, CHUNK_BYTES)
 
 
 def _check_root_magic(head: bytes, where: str | Path) -> None:
@@ -441,68 +640,49 @@ def _check_root_magic(head: bytes, where: str | Path) -> None:
 def fetch_sample_files(
     settings: Mapping[str, Any],
     sample: str,
-    session: requests.Session | None = None,
+    client: httpx2.Client | None = None,
     download_dir: str | Path = DEFAULT_DOWNLOAD_DIR,
 ) -> list[Path]:
-    """Make the sample's record files available locally and return their paths.
+    """Make the sample's files available locally and return their paths, in shard order.
 
-    With `zenodo.local_dir` set, nothing is downloaded: the files (or their unpacked directories) are taken
-    from there. Otherwise missing files are downloaded into `archive_dir(settings, download_dir)`.
+    With `zenodo.local_dir` set, nothing is downloaded: the files (or unpacked directories) matching the
+    sample's patterns are taken from there. Otherwise the record is listed and the matching files are
+    downloaded into `archive_dir(settings, download_dir)` (files already there and verified are kept).
     """
+    patterns = sample_patterns(settings, sample)
     if settings.get("local_dir"):
-        return local_sources(settings, sample)
-    wanted = sample_files(settings, sample)
+        return select_local(settings["local_dir"], patterns, sample)
     policy = RetryPolicy.from_settings(settings)
     record = settings.get("record", DEFAULT_RECORD)
     target = archive_dir(settings, download_dir)
-    paths = []
-    with _session(session) as sess:
-        listing = {
-            f.key: f for f in fetch_record(record, settings.get("api_url", DEFAULT_API_URL), policy, sess)
-        }
-        for key in wanted:
-            if key not in listing:
-                raise MlpfError(
-                    f"Zenodo record {record} has no file '{key}' (sample {sample}); it has: "
-                    f"{', '.join(sorted(listing)) or 'no files'}; fix zenodo.samples.{sample}"
-                )
-            dest = target / key
-            download_file(listing[key], dest, policy, sess)
-            paths.append(dest)
-    return paths
+    with _client(policy, client) as http:
+        listing = fetch_listing(record, settings.get("api_url", DEFAULT_API_URL), policy, http)
+        chosen = select_files(listing, patterns, sample)
+        for rf in chosen:
+            download_file(rf, target / rf.key, policy, http)
+    return [target / rf.key for rf in chosen]
 
 
 # ---------------------------------------------------------------------------------------------- workflow
-
-
-def workflow_sources(settings: Mapping[str, Any], download_dir: str = DEFAULT_DOWNLOAD_DIR):
-    """An input function for the shard rule: wildcards -> the sample's record files, as paths.
-
-    Without `local_dir` these are the download rule's outputs (`<download_dir>/<record>/<key>`); with it, the
-    files in the local copy, or their unpacked directories where only those exist.
-    """
-
-    def sources(wildcards: Any) -> list[str]:
-        keys = sample_files(settings, wildcards.sample)
-        local = settings.get("local_dir") or ""
-        if not local:
-            return [f"{download_dir}/{settings.get('record', DEFAULT_RECORD)}/{key}" for key in keys]
-        paths = []
-        for key in keys:
-            archive, unpacked = Path(local) / key, Path(local) / unpacked_name(key)
-            paths.append(str(unpacked if not archive.exists() and unpacked.is_dir() else archive))
-        return paths
-
-    return sources
-
 
 # Keys that change how a record file is fetched but never its content (the md5 pins that).
 TRANSFER_KEYS = ("record", "api_url", "retries", "backoff_seconds", "max_backoff_seconds", "timeout_seconds")
 
 
+def settings_subset_json(settings: Mapping[str, Any], keys: Sequence[str], **extra: Any) -> str:
+    """Some keys of the zenodo section as compact JSON, for a rule's params: a rule reruns only when what it
+    uses changes (a new retry count must not re-download verified multi-GB files, nor re-extract shards)."""
+    subset = {k: settings[k] for k in keys if k in settings} | extra
+    return json.dumps(subset, sort_keys=True, separators=(",", ":"))
+
+
 def transfer_settings_json(settings: Mapping[str, Any]) -> str:
-    """The download rule's settings: only the transfer keys, so that editing other zenodo keys does not
-    trigger a rerun (and with it a new download) of large, already verified files."""
-    return json.dumps(
-        {k: settings[k] for k in TRANSFER_KEYS if k in settings}, sort_keys=True, separators=(",", ":")
+    """The listing and download rules' settings: only the transfer keys."""
+    return settings_subset_json(settings, TRANSFER_KEYS)
+
+
+def selection_settings_json(settings: Mapping[str, Any], sample: str) -> str:
+    """The selection rule's settings for one sample: the record, the local copy and that sample's patterns."""
+    return settings_subset_json(
+        settings, ("record", "local_dir"), samples={sample: sample_patterns(settings, sample)}
     )

@@ -24,3 +24,7 @@ class ConfigError(MlpfError):
 
 class InputFileError(MlpfError):
     """An input file is unreadable, corrupt, or lacks something the stage needs."""
+
+
+class OutputError(MlpfError):
+    """An output cannot be written: a read-only or full filesystem, a directory in the way, no permission."""

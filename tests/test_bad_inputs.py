@@ -1,0 +1,259 @@
+"""The bad-input corpus: every way an input file, a setting or the filesystem can be wrong is one line.
+
+Each case builds its bad input under a fresh directory and runs `mlpf` as a user would (mlpf.cli.main, the
+console script's entry point). It must exit non-zero with exactly one error line on stderr, naming the file
+(or the option) at fault, with no traceback, and leave no output and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mlpf.cli import INPUT_FILE_ARGUMENTS, OUTPUT_ARGUMENTS, build_parser, main
+from mlpf.train import train
+from model._synthetic import write_parquet
+
+MODEL = {"width": 16, "num_layers": 1, "num_heads": 2, "head_width": 8}
+
+
+@dataclass
+class Setup:
+    """What a case runs: the command line, text the error line must contain, the output that must not appear."""
+
+    argv: list[str]
+    names: str
+    output: Path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a checkpoint, a parsed shard) from a tiny training."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    shard = write_parquet(root / "ttbar" / "0.parquet", 12, 1)
+    train([shard], root / "model", MODEL, {"epochs": 1, "batch_size": 4}, {}, seed=1, threads=1)
+    return root / "model" / "checkpoint.pt", shard
+
+
+def assert_one_line_error(capsys: pytest.CaptureFixture, rc: int, command: str, names: str) -> str:
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, err
+    assert errors[0].startswith(f"mlpf {command}: error: "), errors[0]
+    assert names in errors[0], errors[0]
+    return errors[0]
+
+
+def assert_nothing_left(output: Path, before: set[Path]) -> None:
+    assert not output.exists()
+    left = set(output.parent.iterdir()) - before if output.parent.exists() else set()
+    assert not left, f"left behind: {sorted(map(str, left))}"
+
+
+def run_case(setup: Setup, capsys: pytest.CaptureFixture, tmp: Path) -> str:
+    if setup.output == NOTHING:
+        setup.output = tmp / NOTHING
+    before = set(setup.output.parent.iterdir()) if setup.output.parent.exists() else set()
+    rc = main(["--log-level", "ERROR", *setup.argv])
+    line = assert_one_line_error(capsys, rc, setup.argv[0], setup.names)
+    assert_nothing_left(setup.output, before)
+    return line
+
+
+# --- damaged files ------------------------------------------------------------------------------------------
+
+
+def case_parse_input_is_directory(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    directory = tmp / "events.root"
+    directory.mkdir()
+    out = tmp / "shard.parquet"
+    return Setup(
+        ["parse", "--input", str(directory), "--output", str(out)], f"{directory}: is a directory", out
+    )
+
+
+# --- settings whose keys only disagree with each other ------------------------------------------------------
+
+
+# `mlpf config validate` writes nothing: no file must appear beside its input
+NOTHING = Path("no-output")
+
+
+CASES: dict[str, Callable[[Path, tuple[Path, Path]], Setup]] = {
+    name.removeprefix("case_"): f for name, f in globals().items() if name.startswith("case_")
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_and_leaves_nothing(
+    name: str, tmp_path: Path, trained: tuple[Path, Path], capsys: pytest.CaptureFixture
+) -> None:
+    run_case(CASES[name](tmp_path, trained), capsys, tmp_path)
+
+
+# --- outputs that cannot be written -------------------------------------------------------------------------
+
+# A command line per subcommand that argparse accepts; IN is an existing file, OUT the output under test.
+COMMAND_LINES = {
+    "config": ["config", "docs", "--update", "OUT"],
+    "fastsim": ["fastsim", "--sample", "ttbar", "--shard", "0", "--output", "OUT"],
+    "fastsim-validate": ["fastsim-validate", "--output", "OUT"],
+    "download": ["download", "--file", "x.tar", "--output", "OUT"],
+    "key4hep-run": ["key4hep-run", "--sample", "ttbar", "--shard", "0", "--output", "OUT"],
+    "parse": ["parse", "--input", "IN", "--output", "OUT"],
+    "dataset-validate": ["dataset-validate", "IN", "--output", "OUT"],
+    "train": ["train", "--train", "IN", "--output-dir", "OUT"],
+    "infer": ["infer", "--checkpoint", "IN", "--input", "IN", "--output", "OUT"],
+    "export": ["export", "--checkpoint", "IN", "--output", "OUT"],
+    "evaluate": [
+        "evaluate",
+        "--predictions",
+        "IN",
+        "--sample",
+        "ttbar",
+        "--model",
+        "m",
+        "--metrics",
+        "OUT",
+        "--responses",
+        "OUT",
+    ],
+    "plots": ["plots", "--responses", "IN", "--output", "OUT"],
+    "model-card": ["model-card", "--metrics", "IN", "--output", "OUT"],
+    "paper-manifest": ["paper-manifest", "--plots", "IN", "--output", "OUT"],
+}
+
+
+def _subparsers(parser) -> dict:
+    action = next(a for a in parser._actions if a.dest in ("command", "action"))
+    return action.choices
+
+
+def _dests(parser) -> set[str]:
+    dests = {a.dest for a in parser._actions}
+    nested = [a for a in parser._actions if a.dest == "action"]
+    for action in nested:
+        for sub in action.choices.values():
+            dests |= {a.dest for a in sub._actions}
+    return dests
+
+
+def test_every_output_argument_is_checked_before_the_stage_runs() -> None:
+    commands = _subparsers(build_parser())
+    for command, outputs in OUTPUT_ARGUMENTS.items():
+        assert set(outputs) <= _dests(commands[command]), command
+    for command, inputs in INPUT_FILE_ARGUMENTS.items():
+        assert set(inputs) <= _dests(commands[command]), command
+    for command, parser in commands.items():
+        named_output = {
+            a.dest
+            for a in parser._actions
+            if a.dest.startswith("output") or (a.help or "").lower().startswith("output")
+        }
+        assert named_output <= set(OUTPUT_ARGUMENTS.get(command, {})), command
+    assert set(COMMAND_LINES) == set(OUTPUT_ARGUMENTS)
+
+
+def _command_line(command: str, tmp: Path, out: Path) -> list[str]:
+    source = tmp / "in.dat"
+    source.write_text("x")
+    return [str(out) if a == "OUT" else str(source) if a == "IN" else a for a in COMMAND_LINES[command]]
+
+
+OUTPUTS = [
+    (command, dest, kind) for command, outputs in OUTPUT_ARGUMENTS.items() for dest, kind in outputs.items()
+]
+
+
+@pytest.mark.parametrize(("command", "dest", "kind"), OUTPUTS)
+def test_an_output_in_the_way_is_one_line_before_any_work(
+    command: str, dest: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # a directory where a file goes, a file where a directory goes: refused before the stage starts
+    out = tmp_path / "out"
+    out.mkdir() if kind == "file" else out.write_text("not a directory")
+    argv = _command_line(command, tmp_path, out)
+    before = sorted(tmp_path.rglob("*"))
+    rc = main(["--log-level", "ERROR", *argv])
+    expected = "is a directory" if kind == "file" else "exists and is not a directory"
+    assert_one_line_error(capsys, rc, command, f"{out}: {expected}")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_ARGUMENTS))
+def test_an_output_under_a_file_is_one_line_before_any_work(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where a directory should be")
+    out = blocker / "out"
+    rc = main(["--log-level", "ERROR", *_command_line(command, tmp_path, out)])
+    assert_one_line_error(capsys, rc, command, f"{out}: cannot be created: {blocker} is not a directory")
+
+
+def _disk_full(table, where, *args, **kwargs):
+    """pq.write_table on a full disk: part of the file, then pyarrow's OSError (errno set, no file name)."""
+    Path(where).write_bytes(b"PAR1 partial")
+    raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+
+def test_disk_full_while_writing_predictions_is_one_line(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pq, "write_table", _disk_full)
+    out = tmp_path / "predictions" / "ttbar.parquet"
+    argv = ["infer", "--checkpoint", str(trained[0]), "--input", str(trained[1]), "--output", str(out)]
+    run_case(Setup(argv, f"{out}: cannot write (No space left on device)", out), capsys, tmp_path)
+    assert list(out.parent.iterdir()) == []
+
+
+def _can_mount_in_a_user_namespace() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-rm", "mount", "-t", "tmpfs", "none", "/mnt"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+needs_mount = pytest.mark.skipif(
+    not _can_mount_in_a_user_namespace(), reason="no unprivileged user namespace with mounts here"
+)
+
+
+@needs_mount
+@pytest.mark.parametrize(
+    ("options", "cause"),
+    [("size=4k", "cannot write (No space left on device)"), ("ro,size=4k", "(Read-only file system)")],
+)
+def test_a_real_full_or_read_only_filesystem_is_one_line(
+    options: str, cause: str, trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # a tmpfs of 4 KiB (too small for the predictions) or a read-only one, mounted in a user namespace
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    out = mount / "pred.parquet"
+    mlpf = [sys.executable, "-m", "mlpf", "--log-level", "ERROR", "infer", "--checkpoint", str(trained[0])]
+    mlpf += ["--input", str(trained[1]), "--output", str(out), "--threads", "1"]
+    # the mount lives as long as the namespace: list what the command left in it before leaving
+    script = (
+        f"mount -t tmpfs -o {options} none {mount} && {{ {' '.join(mlpf)}; rc=$?; ls -A {mount}; exit $rc; }}"
+    )
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode not in (0, 32)  # 32: mount failed
+    assert done.stdout == ""  # nothing left on the filesystem, not even a temporary
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"mlpf infer: error: {out}: "), errors[0]
+    assert cause in errors[0]
+    assert "Traceback" not in done.stderr

@@ -15,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from mlpf.cli import INPUT_FILE_ARGUMENTS, OUTPUT_ARGUMENTS, build_parser, main
-from mlpf.train import train
+from mlpf.train import save_checkpoint, train
 from model._synthetic import write_parquet
 
 MODEL = {"width": 16, "num_layers": 1, "num_heads": 2, "head_width": 8}
@@ -71,6 +74,83 @@ def run_case(setup: Setup, capsys: pytest.CaptureFixture, tmp: Path) -> str:
 
 
 # --- damaged files ------------------------------------------------------------------------------------------
+
+
+def corrupt_data_page(shard: Path, to: Path) -> Path:
+    """A copy of `shard` with bytes of the X column's first data page overwritten; the footer stays intact."""
+    column = pq.ParquetFile(shard).metadata.row_group(0).column(0)
+    data = bytearray(shard.read_bytes())
+    data[column.data_page_offset : column.data_page_offset + 64] = b"\xa5" * 64
+    to.parent.mkdir(parents=True, exist_ok=True)
+    to.write_bytes(bytes(data))
+    return to
+
+
+def overwrite_tensor_bytes(checkpoint: Path, to: Path) -> Path:
+    """A copy of `checkpoint` with 64 bytes of one weight tensor's data overwritten (the file still loads)."""
+    state = torch.load(checkpoint, weights_only=True)
+    weight = next(t for t in state["model_state"].values() if t.numel() >= 64)
+    needle = weight.reshape(-1)[:16].numpy().tobytes()
+    data = bytearray(checkpoint.read_bytes())
+    at = data.find(needle)
+    assert at > 0
+    data[at : at + 64] = np.full(16, 7.5, dtype=np.float32).tobytes()
+    to.write_bytes(bytes(data))
+    return to
+
+
+def nan_weights(checkpoint: Path, to: Path) -> Path:
+    """A well-formed checkpoint (valid checksum) of a model whose weights are NaN."""
+    state = torch.load(checkpoint, weights_only=True)
+    state.pop("checksum", None)
+    for tensor in state["model_state"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    save_checkpoint(to, state)
+    return to
+
+
+def case_train_on_corrupt_page(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    bad = corrupt_data_page(trained[1], tmp / "ttbar" / "0.parquet")
+    out = tmp / "model"
+    return Setup(["train", "--train", str(bad), "--output-dir", str(out)], f"{bad}: corrupt data", out)
+
+
+def case_infer_on_corrupt_page(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    bad = corrupt_data_page(trained[1], tmp / "ttbar" / "0.parquet")
+    out = tmp / "pred.parquet"
+    argv = ["infer", "--checkpoint", str(trained[0]), "--input", str(bad), "--output", str(out)]
+    return Setup(argv, f"{bad}: corrupt data", out)
+
+
+def case_validate_other_schema(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    other = tmp / "ttbar" / "responses.parquet"
+    other.parent.mkdir()
+    pq.write_table(pa.table({"jet_pt": [1.0, 2.0], "response": [0.9, 1.1]}), other)
+    out = tmp / "summary.json"
+    return Setup(["dataset-validate", str(other), "--output", str(out)], f"{other}: not a parsed shard", out)
+
+
+def case_infer_corrupt_checkpoint(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    bad = overwrite_tensor_bytes(trained[0], tmp / "checkpoint.pt")
+    out = tmp / "pred.parquet"
+    argv = ["infer", "--checkpoint", str(bad), "--input", str(trained[1]), "--output", str(out)]
+    return Setup(argv, f"{bad}: corrupt checkpoint", out)
+
+
+def case_export_corrupt_checkpoint(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    bad = overwrite_tensor_bytes(trained[0], tmp / "checkpoint.pt")
+    out = tmp / "model.onnx"
+    return Setup(
+        ["export", "--checkpoint", str(bad), "--output", str(out)], f"{bad}: corrupt checkpoint", out
+    )
+
+
+def case_infer_nonfinite_predictions(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    bad = nan_weights(trained[0], tmp / "checkpoint.pt")
+    out = tmp / "pred.parquet"
+    argv = ["infer", "--checkpoint", str(bad), "--input", str(trained[1]), "--output", str(out)]
+    return Setup(argv, f"{bad}: the model predicts non-finite values", out)
 
 
 def case_parse_input_is_directory(tmp: Path, trained: tuple[Path, Path]) -> Setup:

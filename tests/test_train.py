@@ -15,7 +15,7 @@ import torch
 
 from mlpf.cli import main
 from mlpf.errors import MlpfError
-from mlpf.train import load_checkpoint, train
+from mlpf.train import CHECKPOINT_FORMAT, checkpoint_checksum, load_checkpoint, save_checkpoint, train
 from model._synthetic import write_parquet
 
 MODEL = {"width": 32, "num_layers": 2, "num_heads": 4, "head_width": 16}
@@ -192,3 +192,59 @@ def test_torchrun_two_processes_on_cpu(shards: list[Path], tmp_path: Path) -> No
     # 48 training events, batches of 8 -> 6 batches per epoch, 3 per rank
     assert info["steps"] == 2 * 3
     assert float(_history(tmp_path)[-1]["train_loss"]) < float(_history(tmp_path)[0]["train_loss"])
+
+
+def _small_state() -> dict:
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "history": [{"epoch": 1, "loss": 0.25}],
+        "rng_state": torch.get_rng_state(),
+        "train_files": ("a.parquet",),
+    }
+
+
+def test_checkpoint_contents_are_verified_on_load(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, _small_state())
+    state = load_checkpoint(path)
+    assert "checksum" not in state  # verified and removed: callers see the state they saved
+    assert set(state) == set(_small_state())
+    # the checksum is of the contents, so it is the same after a round trip through the file
+    raw = torch.load(path, weights_only=True)
+    assert raw["checksum"].startswith("sha256:")
+    assert raw["checksum"] == checkpoint_checksum(raw)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda s: s["model_state"]["weight"].view(-1)[0].add_(1e-3), id="one-weight"),
+        pytest.param(
+            lambda s: s["optimizer_state"]["state"][0]["exp_avg"].view(-1)[2].mul_(2), id="optimiser"
+        ),
+        pytest.param(lambda s: s["history"][0].update(loss=0.5), id="plain-data"),
+    ],
+)
+def test_any_changed_value_fails_the_checksum(tmp_path: Path, change) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, _small_state())
+    raw = torch.load(path, weights_only=True)
+    change(raw)
+    torch.save(raw, path)
+    with pytest.raises(MlpfError, match=r"last\.pt: corrupt checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoints_without_a_checksum_still_load_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "old.pt"
+    torch.save(_small_state(), path)  # as written before checksums existed
+    assert load_checkpoint(path)["history"] == [{"epoch": 1, "loss": 0.25}]
+    assert "without a checksum" in caplog.text

@@ -19,7 +19,7 @@ import torch
 from mlpf.atomic import atomic_output
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate
 from mlpf.data.parse import read_metadata
-from mlpf.errors import InputFileError
+from mlpf.errors import InputFileError, MlpfError
 from mlpf.model.targets import N_CLASSES, N_PARTICLE_COLUMNS, decode
 from mlpf.progress import progress
 from mlpf.provenance import merge_records, provenance
@@ -51,6 +51,30 @@ def predict(
     return ypred, proba, sizes
 
 
+def check_finite(
+    ypred: np.ndarray,
+    proba: np.ndarray,
+    sizes: np.ndarray,
+    dataset: ParquetEventDataset,
+    checkpoint: str | Path,
+) -> None:
+    """Refuse predictions with NaN or inf (a damaged checkpoint, or inputs far outside the training range).
+
+    The error names the checkpoint, how many elements are affected and the first input file and event.
+    """
+    bad = ~(np.isfinite(ypred).all(axis=1) & np.isfinite(proba).all(axis=1))
+    if not bad.any():
+        return
+    first_element = int(np.argmax(bad))
+    event = int(np.searchsorted(np.cumsum(sizes), first_element, side="right"))
+    shard, local = dataset.locate(event)
+    raise MlpfError(
+        f"the model predicts non-finite values for {int(bad.sum())} of {len(bad)} elements (first in "
+        f"{shard} event {local}); no predictions written",
+        path=checkpoint,
+    )
+
+
 def infer(
     checkpoint: str | Path,
     inputs: Sequence[str | Path],
@@ -66,6 +90,7 @@ def infer(
     model = model_from_checkpoint(state).to(torch_device)
     dataset = ParquetEventDataset(inputs)
     ypred, proba, counts = predict(model, dataset, batch_size, torch_device)
+    check_finite(ypred, proba, counts, dataset, checkpoint)
 
     events = []
     for path in inputs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import importlib.util
 import io
 import json
@@ -218,13 +219,44 @@ def _tensorboard(output_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(output_dir / "tensorboard"))
 
 
+# Key of the content checksum inside a checkpoint. Checkpoints written before it existed load with a warning.
+CHECKSUM_KEY = "checksum"
+
+
+def _digest_into(h: Any, value: Any) -> None:
+    """Feed a canonical byte form of `value` (tensors by dtype, shape and raw bytes) into the hash `h`."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(value.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=repr):  # optimizer states have int keys: order by repr, not by type
+            h.update(f"{key!r}=".encode())
+            _digest_into(h, value[key])
+    elif isinstance(value, list | tuple):  # a tuple may come back as a list; both hash alike
+        h.update(f"L{len(value)}:".encode())
+        for item in value:
+            _digest_into(h, item)
+    else:  # numbers, strings, booleans, None: repr round-trips exactly through torch.save
+        h.update(f"{value!r};".encode())
+
+
+def checkpoint_checksum(state: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's contents (every entry but the checksum itself), as `sha256:<hex>`."""
+    h = hashlib.sha256()
+    _digest_into(h, {k: v for k, v in state.items() if k != CHECKSUM_KEY})
+    return f"sha256:{h.hexdigest()}"
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` atomically with a checksum of its contents, which `load_checkpoint` verifies."""
     with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+        torch.save({**state, CHECKSUM_KEY: checkpoint_checksum(state)}, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by `train` (one-line error if it is not one)."""
+    """Read a checkpoint written by `train` (one-line error if it is not one or its contents changed)."""
     path = Path(path)
     if not path.is_file():
         raise MlpfError("checkpoint does not exist", path=path)
@@ -234,6 +266,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise MlpfError(f"not a readable checkpoint ({type(exc).__name__})", path=path) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise MlpfError("not an mlpf checkpoint", path=path)
+    stored = state.pop(CHECKSUM_KEY, None)
+    if stored is None:
+        log.warning("%s: written without a checksum (an older version); its contents are not verified", path)
+    elif stored != checkpoint_checksum(state):
+        raise MlpfError("corrupt checkpoint: its contents do not match the checksum stored with them", path=path)
     return state
 
 

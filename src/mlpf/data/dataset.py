@@ -52,8 +52,16 @@ class _Shard:
         self._arrays: dict[str, np.ndarray] | None = None
         self._offsets: np.ndarray | None = None
 
+    def _read(self) -> ak.Array:
+        """The tensor fields; a damaged page (the footer can be intact) is a one-line error naming the file."""
+        try:
+            return ak.from_parquet(self.path, columns=list(TENSOR_FIELDS))
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError, ArrowInvalid and others for bad pages
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise InputFileError(f"corrupt data, cannot be read ({reason})", path=self.path) from None
+
     def _load(self) -> None:
-        events = ak.from_parquet(self.path, columns=list(TENSOR_FIELDS))
+        events = self._read()
         counts = ak.to_numpy(ak.num(events["X"], axis=1)).astype(np.int64)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -117,6 +125,11 @@ class ParquetEventDataset(torch.utils.data.Dataset):
     def _locate(self, global_index: int) -> tuple[_Shard, int]:
         k = int(np.searchsorted(self._starts, global_index, side="right") - 1)
         return self.shards[k], int(global_index - self._starts[k])
+
+    def locate(self, i: int) -> tuple[Path, int]:
+        """(file, event number in that file) of the i-th event of this dataset, for error messages."""
+        shard, local = self._locate(int(self.indices[i]))
+        return shard.path, local
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         shard, local = self._locate(int(self.indices[i]))

@@ -3,6 +3,8 @@
 Reports event and element counts, target and candidate class fractions, target coverage (target energy over
 visible truth energy, from the counts `mlpf parse` stores in each shard's metadata), candidate energy against
 the PFO collection, and NaN/inf checks. Every check has a boolean under `checks`; `ok` is their conjunction.
+A shard that cannot be read or is of another schema is an error naming the shard, as a damaged file is not a
+sample to summarise.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+import pyarrow.parquet as pq
 
 from mlpf.data.features import COL_TYPE, ELEM_TYPE_CLUSTER, ELEM_TYPE_TRACK, N_FEATURES
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, read_metadata
@@ -26,9 +29,18 @@ RELATIVE_TOLERANCE = 1e-5
 
 def _read(path: Path) -> ak.Array:
     try:
-        return ak.from_parquet(path, columns=list(FIELDS))
+        names = set(pq.read_schema(path).names)
+        missing = [f for f in FIELDS if f not in names]
+        events = None if missing else ak.from_parquet(path, columns=list(FIELDS))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for damaged files
-        raise InputFileError(f"not a readable parsed shard ({type(exc).__name__})", path=path) from None
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputFileError(f"not a readable parsed shard ({reason})", path=path) from None
+    if events is None:  # a parquet file of another schema (e.g. predictions or responses)
+        raise InputFileError(
+            f"not a parsed shard: missing field(s) {', '.join(missing)} (docs/contracts.md section 2)",
+            path=path,
+        )
+    return events
 
 
 def _finite(array: ak.Array) -> bool:

@@ -28,7 +28,7 @@ import os
 import platform
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from mlpf.data.parse import read_metadata
 from mlpf.errors import ConfigError, MlpfError
 from mlpf.model.factory import build_model
 from mlpf.model.losses import LOSS_TERMS, mlpf_loss
-from mlpf.model.metrics import jet_response_iqr_over_median
+from mlpf.model.metrics import jet_response_iqr_over_median, met_response_iqr_over_median
 from mlpf.model.targets import decode
 from mlpf.progress import progress_bar
 from mlpf.provenance import merge_records, provenance
@@ -150,7 +150,8 @@ def validate(
     device: torch.device,
     precision: str,
 ) -> dict[str, float]:
-    """Validation loss per term (mean over batches) and jet pT response IQR/median of MLPF and baseline PF."""
+    """Validation loss per term (mean over batches) and the jet pT and MET response IQR/median of MLPF and of
+    the baseline PF."""
     if len(dataset) == 0:
         return {}
     model.eval()
@@ -180,6 +181,12 @@ def validate(
         flat["pred"], flat["target"], flat["counts"]
     )
     out["val_jet_iqr_over_median_pf"] = jet_response_iqr_over_median(
+        flat["cand"], flat["target"], flat["counts"]
+    )
+    out["val_met_iqr_over_median"] = met_response_iqr_over_median(
+        flat["pred"], flat["target"], flat["counts"]
+    )
+    out["val_met_iqr_over_median_pf"] = met_response_iqr_over_median(
         flat["cand"], flat["target"], flat["counts"]
     )
     return out
@@ -290,11 +297,17 @@ def train(
     threads: int | None = None,
     resume: bool = False,
     stop_after_steps: int | None = None,
+    epoch_callback: Callable[[dict[str, Any]], bool | None] | None = None,
+    split_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train a model and write the outputs listed in the module docstring.
 
     `stop_after_steps` interrupts the run after that many optimiser steps exactly as SIGTERM would (a
-    resumable `last.pt`, no final outputs); it exists to test resume. Returns a summary dict with `finished`.
+    resumable `last.pt`, no final outputs); it exists to test resume. `epoch_callback` receives each epoch's
+    history row (losses and validation metrics) after validation; a true return value stops the run the same
+    way (stop reason `epoch_callback`), which is how a hyperparameter search prunes a trial. `split_seed`
+    (default: `seed`) draws the validation split, so trainings that differ only in their seed can be
+    validated on the same events. Returns a summary dict with `finished`.
     """
     t_start = time.perf_counter()
     model_settings = validate_section("model", model_settings or {}, source="--model-settings")
@@ -306,7 +319,9 @@ def train(
     is_main = rank == 0
 
     data = ParquetEventDataset(train_paths)
-    train_idx, val_idx = train_validation_split(data.n_total, dataset_settings["validation_fraction"], seed)
+    train_idx, val_idx = train_validation_split(
+        data.n_total, dataset_settings["validation_fraction"], seed if split_seed is None else split_seed
+    )
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     sampler = BucketBatchSampler(
         train_set.sizes(), settings["batch_size"], seed, rank=rank, world_size=world_size
@@ -452,6 +467,10 @@ def train(
                                 writer.add_scalar(key, value, global_step)
                         writer.flush()
                     write_text_atomic(output_dir / "history.csv", _history_csv(history))
+                if epoch_callback is not None and _callback_says_stop(
+                    epoch_callback, row, is_main, world_size, device
+                ):
+                    flag.stop, flag.reason = True, "epoch_callback"
             if flag.stop:
                 break
             if is_main and epoch_done:
@@ -504,6 +523,22 @@ def train(
         dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+def _callback_says_stop(
+    callback: Callable[[dict[str, Any]], bool | None],
+    row: dict[str, Any],
+    is_main: bool,
+    world_size: int,
+    device: torch.device,
+) -> bool:
+    """Rank 0 asks the callback; under DDP every rank gets its answer, so that all of them stop together."""
+    stop = bool(callback(dict(row))) if is_main else False
+    if world_size > 1:
+        decision = torch.tensor([float(stop)], device=device)
+        dist.broadcast(decision, src=0)
+        stop = bool(decision.item())
+    return stop
 
 
 def _epoch_row(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpf.model.metrics import jet_response_iqr_over_median, response_iqr_over_median
+from mlpf.model.metrics import (
+    jet_response_iqr_over_median,
+    met_response_iqr_over_median,
+    response_iqr_over_median,
+)
 
 from ._synthetic import make_events
 
@@ -29,3 +33,17 @@ def test_jet_response_is_zero_for_perfect_and_grows_with_smearing() -> None:
     smeared[:, 6] *= factor
     iqr = jet_response_iqr_over_median(smeared, target, counts)
     assert 0.02 < iqr < 0.5
+
+
+def test_met_response_is_zero_for_perfect_and_grows_with_smearing() -> None:
+    events = make_events(40, seed=5, n_min=20, n_max=60)
+    counts = np.asarray(events.X.layout.offsets.data[1:] - events.X.layout.offsets.data[:-1])
+    target = np.asarray(events.ytarget.layout.content.content.data).reshape(-1, 7).copy()
+    assert met_response_iqr_over_median(target, target, counts) == 0.0
+    rng = np.random.default_rng(1)
+    smeared = target.copy()
+    smeared[:, 2] *= rng.normal(1.0, 0.3, len(target)).clip(0.1)
+    assert met_response_iqr_over_median(smeared, target, counts) > 0.05
+    no_particles = target.copy()
+    no_particles[:, 0] = 0  # no target particle: target MET 0 in every event, so no response is defined
+    assert np.isnan(met_response_iqr_over_median(target, no_particles, counts))

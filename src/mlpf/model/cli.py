@@ -51,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=seed,
         threads=args.threads,
         resume=args.resume,
+        split_seed=args.split_seed,
     )
     if not summary["finished"]:
         log.error(
@@ -92,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-settings", metavar="JSON", help="the model config section as JSON")
     p.add_argument("--dataset-settings", metavar="JSON", help="the dataset config section as JSON")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: config seed or 42)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the training/validation split (default: --seed); replicas share the main run's",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
     p.add_argument("--output-dir", required=True, help="directory for checkpoint.pt, history.csv, model.json")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt if it exists")

@@ -1,10 +1,12 @@
-"""Validation metrics computed during training: response IQR / median of events and jets.
+"""Validation metrics computed during training: response IQR / median of jets and of MET.
 
 The jet metric clusters the predicted, baseline-PF and target particles of the validation events with the
 evaluation stage's jet definition (`mlpf.evaluate.jets`, config `evaluation.jets`), matches each target jet to
 its nearest reconstructed jet and reports IQR / median of pT(reco) / pT(target): the paper's figure of merit
 (arXiv:2309.06782; upstream-mlpf.md section 9), on targets instead of generator particles because the
-validation split carries only element-level rows.
+validation split carries only element-level rows. The MET metric is the same statistic of the event's missing
+transverse momentum, |sum of particle pT vectors| (`mlpf.evaluate.particles.missing_pt`, the evaluation stage's
+definition), reco over target, over the events with non-zero target MET.
 """
 
 from __future__ import annotations
@@ -53,3 +55,12 @@ def jet_response_iqr_over_median(reco_rows: np.ndarray, target_rows: np.ndarray,
     return response_iqr_over_median(
         np.asarray(reco_pt, dtype=np.float64), ak.to_numpy(ak.flatten(target_jets.pt))
     )
+
+
+def met_response_iqr_over_median(reco_rows: np.ndarray, target_rows: np.ndarray, counts: np.ndarray) -> float:
+    """MET response IQR / median of the events (NaN if no event has target MET > 0)."""
+    from mlpf.evaluate.particles import missing_pt
+
+    reco_met = missing_pt(_particles(reco_rows, counts))
+    target_met = missing_pt(_particles(target_rows, counts))
+    return response_iqr_over_median(np.asarray(reco_met, np.float64), np.asarray(target_met, np.float64))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -110,6 +111,18 @@ def nan_weights(checkpoint: Path, to: Path) -> Path:
     return to
 
 
+def with_value(shard: Path, to: Path, event: int, element: int, column: int, value: float) -> Path:
+    """A copy of `shard` with X[event][element][column] set to `value`."""
+    events = ak.from_parquet(shard)
+    counts = ak.to_numpy(ak.num(events.X, axis=1))
+    flat = ak.to_numpy(ak.flatten(events.X, axis=1)).copy()
+    flat[int(np.sum(counts[:event])) + element, column] = value
+    events = ak.with_field(events, ak.unflatten(ak.from_numpy(flat), counts), "X")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    ak.to_parquet(events, to)
+    return to
+
+
 def case_train_on_corrupt_page(tmp: Path, trained: tuple[Path, Path]) -> Setup:
     bad = corrupt_data_page(trained[1], tmp / "ttbar" / "0.parquet")
     out = tmp / "model"
@@ -129,6 +142,16 @@ def case_validate_other_schema(tmp: Path, trained: tuple[Path, Path]) -> Setup:
     pq.write_table(pa.table({"jet_pt": [1.0, 2.0], "response": [0.9, 1.1]}), other)
     out = tmp / "summary.json"
     return Setup(["dataset-validate", str(other), "--output", str(out)], f"{other}: not a parsed shard", out)
+
+
+def case_validate_out_of_range(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    # a cluster energy as a damaged float reads (1.9e38 GeV): finite, so only the range check can see it
+    x = ak.to_numpy(ak.from_parquet(trained[1]).X[3])
+    first_cluster = int(np.flatnonzero(x[:, 0] == 2)[0])
+    bad = with_value(trained[1], tmp / "ttbar" / "0.parquet", 3, first_cluster, 5, 1.9e38)
+    out = tmp / "summary.json"
+    argv = ["dataset-validate", str(bad), "--output", str(out)]
+    return Setup(argv, f"{bad}: event 3: X cluster energy 1.9e+38 GeV is outside the physical range", out)
 
 
 def case_infer_corrupt_checkpoint(tmp: Path, trained: tuple[Path, Path]) -> Setup:

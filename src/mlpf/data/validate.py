@@ -3,8 +3,8 @@
 Reports event and element counts, target and candidate class fractions, target coverage (target energy over
 visible truth energy, from the counts `mlpf parse` stores in each shard's metadata), candidate energy against
 the PFO collection, and NaN/inf checks. Every check has a boolean under `checks`; `ok` is their conjunction.
-A shard that cannot be read or is of another schema is an error naming the shard, as a damaged file is not a
-sample to summarise.
+A shard that cannot be read, is of another schema or holds a value outside the physical ranges of
+mlpf.data.ranges is an error naming the shard (and the event), as a damaged file is not a sample to summarise.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 
+from mlpf.data import ranges
 from mlpf.data.features import COL_TYPE, ELEM_TYPE_CLUSTER, ELEM_TYPE_TRACK, N_FEATURES
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, read_metadata
 from mlpf.data.targets import CLASS_NAMES, PARTICLE_COLUMNS
@@ -65,6 +66,7 @@ def summarise_sample(paths: list[Path]) -> dict[str, Any]:
     stats: dict[str, float] = defaultdict(float)
     for path in paths:
         events = _read(path)
+        ranges.check_shard(events, path)
         n_events += len(events)
         X = ak.to_numpy(ak.flatten(events.X, axis=1)) if len(events) else np.zeros((0, N_FEATURES))
         yt = ak.to_numpy(ak.flatten(events.ytarget, axis=1)) if len(events) else np.zeros((0, 7))

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "mlpf.data.cli",  # parse, dataset-validate
     "mlpf.model.cli",  # train, infer, export
     "mlpf.evaluate.cli",  # evaluate, plots, model-card
+    "mlpf.hpo.cli",  # hpo (hyperparameter optimisation), replicas
 )
 
 

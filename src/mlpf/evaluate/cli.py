@@ -28,7 +28,7 @@ def _plots(args: argparse.Namespace) -> int:
 def _model_card(args: argparse.Namespace) -> int:
     from .model_card import write_model_card
 
-    write_model_card(args.metrics, args.model_info, args.history, args.output)
+    write_model_card(args.metrics, args.model_info, args.history, args.output, args.replicas)
     return 0
 
 
@@ -88,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files written by mlpf evaluate")
     p.add_argument("--model-info", nargs="*", default=[], help="model.json written by mlpf train")
     p.add_argument("--history", nargs="*", default=[], help="training history CSV")
+    p.add_argument("--replicas", nargs="*", default=[], help="spread across seeds written by mlpf replicas")
     p.add_argument("--output", required=True, help="output Markdown file (e.g. results/model_card.md)")
     p.set_defaults(handler=_model_card)
 

@@ -207,7 +207,52 @@ def _is_fast_simulation(*sources: dict[str, Any]) -> bool:
     return any(isinstance(s, dict) and "fastsim" in str(s.get("simulation")) for s in sources)
 
 
-def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[str, Any]) -> str:
+# Validation columns of the seed-spread table (results/metrics/<model>/replicas.json, mlpf.hpo.replicas).
+REPLICA_ROWS: tuple[tuple[str, str], ...] = (
+    ("val_loss", "loss"),
+    ("val_jet_iqr_over_median", "jet pT response IQR/median, MLPF"),
+    ("val_jet_iqr_over_median_pf", "jet pT response IQR/median, PF"),
+    ("val_met_iqr_over_median", "MET response IQR/median, MLPF"),
+    ("val_met_iqr_over_median_pf", "MET response IQR/median, PF"),
+)
+
+
+def _replica_section(replicas: dict[str, Any] | None) -> list[str]:
+    """Spread of the trainings that differ only in their seed (empty without replicas)."""
+    if not replicas:
+        return []
+    last = replicas.get("last_epoch") or {}
+    seeds = ", ".join(str(s) for s in replicas.get("seeds") or [])
+    lines = [
+        "",
+        "## Training statistics across seeds",
+        "",
+        f"{replicas.get('n', '?')} trainings that differ only in their seed ({seeds}), validated on the same events;",
+        "validation metrics at the last epoch (mean ± sample standard deviation over the seeds):",
+        "",
+        "| validation metric | mean ± std | per seed |",
+        "|---|---|---|",
+    ]
+    for key, label in REPLICA_ROWS:
+        entry = last.get(key) or {}
+        values = ", ".join(_fmt(v) for v in entry.get("values") or [])
+        lines.append(f"| {label} | {_fmt(entry.get('mean'))} ± {_fmt(entry.get('std'))} | {values} |")
+    best = replicas.get("best_val_loss") or {}
+    model = replicas.get("model") or "<model>"
+    lines += [
+        "",
+        f"Lowest validation loss of each training: {_fmt(best.get('mean'))} ± {_fmt(best.get('std'))}.",
+        f"Curves: [validation metrics per epoch, mean ± std](replicas/{model}/validation_seeds.png).",
+    ]
+    return lines
+
+
+def render(
+    metrics: list[dict[str, Any]],
+    info: dict[str, Any],
+    history: dict[str, Any],
+    replicas: dict[str, Any] | None = None,
+) -> str:
     """The model card as Markdown text."""
     # model.json (written by `mlpf train`) holds the config sections at the top level; older or other writers
     # may nest them under "settings": accept both.
@@ -272,6 +317,7 @@ def render(metrics: list[dict[str, Any]], info: dict[str, Any], history: dict[st
     ]
     for key, value in sorted(training.items()):
         lines.append(f"- `training.{key}`: {value}")
+    lines += _replica_section(replicas)
     lines += [
         "",
         "## Evaluation",
@@ -338,6 +384,7 @@ def write_model_card(
     info_paths: Sequence[str | Path],
     history_paths: Sequence[str | Path],
     output: str | Path,
+    replicas_paths: Sequence[str | Path] = (),
 ) -> str:
     """Read the inputs, render the card and write it atomically. Returns the text."""
     metrics = [_read_json(p, "metrics JSON") for p in metrics_paths]
@@ -347,6 +394,7 @@ def write_model_card(
     history: dict[str, Any] = {}
     for path in history_paths:
         history.update(_history_summary(path))
-    text = render(metrics, info, history)
+    replicas = _read_json(replicas_paths[0], "replicas JSON") if replicas_paths else None
+    text = render(metrics, info, history, replicas)
     write_text_atomic(output, text)
     return text

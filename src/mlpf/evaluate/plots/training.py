@@ -125,3 +125,51 @@ def plot_history(frame: pd.DataFrame, directory: Path) -> list[Path]:
         decorate(ax, extra="MLPF training")
         written += save(fig, directory, "learning_rate")
     return written
+
+
+# Validation curves of the seed-band figures (paper Fig. 3): column, y-axis label.
+BAND_PANELS = (
+    ("val_loss", "Validation loss"),
+    ("val_jet_iqr_over_median", "Jet pT response IQR / median"),
+    ("val_met_iqr_over_median", "MET response IQR / median"),
+)
+BAND_COLORS = ("tab:orange", "tab:purple", "tab:green", "tab:brown")
+
+
+def epoch_mean_std(frames: list[pd.DataFrame], column: str) -> pd.DataFrame:
+    """Per epoch: mean and standard deviation (ddof 1; 0 for one training) of `column` over the trainings
+    that have it, with their count `n`."""
+    values = pd.concat(
+        [f[["epoch", column]] for f in frames if column in f.columns], ignore_index=True
+    ).dropna()
+    grouped = values.groupby("epoch")[column]
+    stats = pd.DataFrame(
+        {"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0), "n": grouped.size()}
+    )
+    return stats.reset_index()
+
+
+def plot_seed_bands(groups: dict[str, list[pd.DataFrame]], directory: Path, name: str) -> list[Path]:
+    """Validation loss, jet and MET IQR/median per epoch: for each group of trainings (e.g. seeds of the
+    default and of the tuned hyperparameters) the mean with a +- 1 standard deviation band, and the baseline
+    PF on the same validation events as a dashed line."""
+    use_style()
+    fig, axes = plt.subplots(1, len(BAND_PANELS), figsize=(7 * len(BAND_PANELS), 6), squeeze=False)
+    all_frames = [f for frames in groups.values() for f in frames]
+    for ax, (column, label) in zip(axes.flat, BAND_PANELS, strict=True):
+        for (group, frames), color in zip(groups.items(), BAND_COLORS, strict=False):
+            if not any(column in f.columns for f in frames):
+                continue
+            stats = epoch_mean_std(frames, column)
+            epoch, mean, std = stats["epoch"].to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy()
+            ax.plot(epoch, mean, marker="o", color=color, label=f"{group} ({len(frames)} seeds)")
+            ax.fill_between(epoch, mean - std, mean + std, color=color, alpha=0.25, linewidth=0)
+        if any(f"{column}_pf" in f.columns for f in all_frames):
+            pf = epoch_mean_std(all_frames, f"{column}_pf")
+            ax.plot(pf["epoch"], pf["mean"], ls="--", color="tab:blue", label="PF")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=13)
+    fig.tight_layout()
+    return save(fig, directory, name)

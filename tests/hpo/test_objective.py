@@ -1,0 +1,88 @@
+"""The objective of a trial and a worker's loop: scores on one scale, pruning that stops the training."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mlpf.hpo import space
+from mlpf.hpo import study as studies
+from mlpf.hpo.objective import TrialSetup, objective_value, reference_loss
+from mlpf.hpo.worker import WorkerSettings, run_worker
+from mlpf.model.losses import LOSS_TERMS
+
+from ._tiny import hpo_settings
+
+
+def _row(weights: dict[str, float]) -> dict[str, float]:
+    """A history row whose unweighted terms are all 1, written with `weights` as train() writes them."""
+    row = {f"val_loss_{t}": weights[t] * 1.0 for t in LOSS_TERMS}
+    row["val_loss"] = sum(row.values())
+    row.update(val_jet_iqr_over_median=0.06, val_jet_iqr_over_median_pf=0.05)
+    row.update(val_met_iqr_over_median=0.3, val_met_iqr_over_median_pf=0.6)
+    return row
+
+
+def test_trials_with_other_loss_weights_are_scored_with_the_reference_weights() -> None:
+    reference = dict.fromkeys(LOSS_TERMS, 1.0) | {"eta": 0.0}
+    heavy = dict.fromkeys(LOSS_TERMS, 1.0) | {"binary": 100.0}
+    # same per-term losses, other weights: the same reference loss (the eta term has reference weight 0)
+    assert reference_loss(_row(heavy), reference, heavy) == pytest.approx(len(LOSS_TERMS) - 1)
+    assert reference_loss(_row(reference), reference, reference) == pytest.approx(len(LOSS_TERMS) - 1)
+    assert objective_value(_row(heavy), "val_loss", reference, heavy) == pytest.approx(len(LOSS_TERMS) - 1)
+
+
+def test_metric_objectives() -> None:
+    w = dict.fromkeys(LOSS_TERMS, 1.0)
+    assert objective_value(_row(w), "val_jet_iqr_over_median", w, w) == pytest.approx(0.06)
+    assert objective_value(_row(w), "val_met_iqr_over_median", w, w) == pytest.approx(0.3)
+    assert objective_value(_row(w), "val_resolution_over_pf", w, w) == pytest.approx(0.5 * (1.2 + 0.5))
+    nan = _row(w) | {"val_jet_iqr_over_median": math.nan}
+    assert math.isnan(objective_value(nan, "val_jet_iqr_over_median", w, w))
+
+
+def test_a_pruned_trial_stops_training_where_the_pruner_says(
+    tmp_path: Path, shards: list[Path], base: dict
+) -> None:
+    hpo = hpo_settings(n_trials=2, epochs=4, pruner={"reduction_factor": 2}, enqueue_base=False)
+    dims = space.dimensions(hpo["search_space"])
+    storage = studies.open_storage("", tmp_path)
+    spec = studies.definition(hpo, base, seed=1, train_files=[str(p) for p in shards])
+    study, _ = studies.create_or_load(storage, "s", spec, [])
+    # A finished trial with a perfect first-epoch score: the next one is below it at the first rung and stops.
+    perfect = {"model.dropout": 0.1, "training.learning_rate": 0.005}
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=perfect,
+            distributions={d.name: _distribution(d) for d in dims},
+            value=0.0,
+            intermediate_values={1: 0.0},
+            system_attrs={"completed_rung_0": 0.0},
+        )
+    )
+    setup = TrialSetup(
+        dims, base, [str(p) for p in shards], 1, "val_loss", hpo["epochs"], tmp_path / "trials", 1
+    )
+    record = run_worker(storage, "s", spec, WorkerSettings("w0", 0, hpo), setup)
+    assert record["trials"] == [
+        {"number": 1, "state": "PRUNED", "value": pytest.approx(record["trials"][0]["value"])}
+    ]
+    trial = study.get_trials()[1]
+    assert trial.state == TrialState.PRUNED
+    assert list(trial.intermediate_values) == [1]
+    assert trial.user_attrs["epochs"] == 1
+    assert trial.user_attrs["worker"] == 0
+    history = (tmp_path / "trials" / "00001" / "history.csv").read_text().splitlines()
+    assert len(history) == 2  # header + the one epoch it trained
+    assert not list((tmp_path / "trials").rglob("*.pt"))  # checkpoints of trials are not kept
+    assert studies.trials_left(study, 2) == 0
+    # a rerun of a worker whose study is spent does nothing
+    assert run_worker(storage, "s", spec, WorkerSettings("w0", 0, hpo), setup)["trials"] == []
+
+
+def _distribution(dim: space.Dimension) -> optuna.distributions.BaseDistribution:
+    return optuna.distributions.FloatDistribution(dim.low, dim.high, log=dim.log)

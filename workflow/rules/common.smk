@@ -81,6 +81,7 @@ def get_final_output():
         *expand("results/metrics/{model}/{sample}.json", model=MODEL, sample=EVAL_SAMPLES),
         f"results/models/{MODEL}/model.onnx",
         "results/model_card.md",
+        *get_replica_summary(),
     ]
 
 
@@ -95,3 +96,61 @@ def torchrun_launcher(wildcards, resources):
     if n_gpus > 1:
         return f"torchrun --standalone --nnodes=1 --nproc_per_node={n_gpus} --no-python "
     return ""
+
+# Hyperparameter optimisation (rules/hpo.smk) and seed replicas (rules/replicas.smk). The study's state (its
+# journal file, the trials' histories) lives under results/studies/<study>/; the summary target results/hpo
+# is a directory output, so nothing else may live below it.
+HPO = config["hpo"]
+HPO_STUDY = HPO["study_name"]
+REPLICA_SEEDS = config["replicas"]["seeds"]
+
+
+wildcard_constraints:
+    study=HPO_STUDY.replace(".", r"\."),  # a literal name (the schema allows letters, digits, _ . -)
+    worker=r"\d+",
+    seed=r"\d+",
+
+
+def hpo_study_file(name):
+    """A file of the configured study's directory (rules/hpo.smk writes them)."""
+    return f"results/studies/{HPO_STUDY}/{name}"
+
+
+def get_hpo_workers(wildcards):
+    """The record of every worker of the study (each runs trials until the shared budget is spent)."""
+    return expand(
+        "results/studies/{study}/workers/{worker}.json", study=wildcards.study, worker=range(HPO["n_workers"])
+    )
+
+
+def comparison_seeds():
+    """Seeds of the default vs tuned comparison: the replica seeds, or the config seed alone."""
+    return REPLICA_SEEDS or [config["seed"]]
+
+
+def seed_run_dir(seed):
+    """Where the base configuration trained with `seed` lives: the main model for the config seed (the same
+    training), else a replica."""
+    return f"results/models/{MODEL}" if seed == config["seed"] else f"results/replicas/{MODEL}/seed{seed}"
+
+
+def get_default_runs(name):
+    """`name` (history.csv or model.json) of the base configuration's training for each comparison seed."""
+    return [f"{seed_run_dir(seed)}/{name}" for seed in comparison_seeds()]
+
+
+def get_tuned_runs(name):
+    """`name` of the tuned configuration's training for each comparison seed."""
+    return expand(
+        "results/studies/{study}/tuned/seed{seed}/{name}", study=HPO_STUDY, seed=comparison_seeds(), name=name
+    )
+
+
+def get_replica_runs(name):
+    """`name` of every replica (the main model for the config seed)."""
+    return [f"{seed_run_dir(seed)}/{name}" for seed in REPLICA_SEEDS]
+
+
+def get_replica_summary(wildcards=None):
+    """The spread across seeds (metrics JSON), only when replicas.seeds asks for replicas."""
+    return expand("results/metrics/{model}/replicas.json", model=MODEL) if REPLICA_SEEDS else []

@@ -76,6 +76,7 @@ rule model_card:
         metrics=expand(rules.evaluate.output.metrics, model=MODEL, sample=EVAL_SAMPLES),
         info=expand(rules.train.output.info, model=MODEL),
         history=expand(rules.train.output.history, model=MODEL),
+        replicas=get_replica_summary,
     output:
         card=report("results/model_card.md", caption="../report/model_card.rst", category="Model card"),
     log:
@@ -86,7 +87,7 @@ rule model_card:
     threads: 1
     shell:
         "mlpf model-card --metrics {input.metrics} --model-info {input.info} --history {input.history}"
-        " --output {output.card} > {log} 2>&1"
+        " --replicas {input.replicas} --output {output.card} > {log} 2>&1"
 
 
 rule paper:

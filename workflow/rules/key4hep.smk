@@ -1,9 +1,10 @@
-# Acquire with Key4HEP (source: key4hep): Pythia8 -> ddsim (CLIC_o3_v14, crossing-angle steering) -> CLIC
+# Acquire with Key4HEP (source: key4hep): Pythia8 -> ddsim (CLIC_o3_v14, CLIC steering) -> CLIC
 # reconstruction with Pandora, one job per shard, inside a Key4HEP stack (CVMFS setup script or Apptainer
-# image). The job's full command lines come from mlpf.io.key4hep and show in `snakemake -n -p`; the cards,
-# steering, generator options and the runner live in workflow/resources/key4hep/.
+# image), as the production set in key4hep.production ran it. The job's full command lines come from
+# mlpf.io.key4hep and show in `snakemake -n -p`; the cards, generator options, the tracking settings and the
+# runner live in workflow/resources/key4hep/, the steering and reconstruction files in key4hep.clic_config_dir.
 
-from mlpf.io.key4hep import stack_arguments_shell, workflow_script
+from mlpf.io.key4hep import stack_arguments_shell, workflow_mem_mb, workflow_script
 
 
 if config["source"] == "key4hep":
@@ -20,8 +21,9 @@ if config["source"] == "key4hep":
             "../../envs/mlpf.yaml"
         threads: 1
         resources:
-            mem_mb=6000,
-            runtime=600,
+            # Cited from the production's batch requests (mlpf.io.key4hep.job_mem_mb): guns 35 GB, others 6 GB.
+            mem_mb=workflow_mem_mb,
+            runtime=600,  # minutes; not measured (the production set no time limit)
         params:
             settings=section_json("key4hep"),
             # Called in place (not from Snakemake's source cache): it finds the cards next to itself.

@@ -57,9 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     k = subparsers.add_parser(
         "key4hep-check",
-        help="check that a Key4HEP stack (setup script or Apptainer image) is available",
-        description="Exit 0 and print what will be used if a Key4HEP stack is available; otherwise print one "
-        "line saying what is missing and exit 2.",
+        help="check that a Key4HEP stack (setup script or Apptainer image) and the reconstruction's "
+        "configuration directory are available",
+        description="Exit 0 and print what will be used if a Key4HEP stack and key4hep.clic_config_dir are "
+        "available; otherwise print one line saying what is missing and exit 2.",
     )
     k.add_argument("--setup-script", help="override key4hep.setup_script")
     k.add_argument("--image", help="override key4hep.apptainer_image")
@@ -189,7 +190,11 @@ def _run_key4hep_check(args: argparse.Namespace) -> int:
         settings["setup_script"] = args.setup_script
     if args.image is not None:
         settings["apptainer_image"] = args.image
-    print(f"Key4HEP stack: {find_stack(settings).describe()}")  # noqa: T201 - the answer is the output
+    stack = find_stack(settings)
+    print(  # noqa: T201 - the answer is the output
+        f"Key4HEP stack: {stack.describe()}; production {settings['production']}; "
+        f"configuration {settings['clic_config_dir']}"
+    )
     return 0
 
 

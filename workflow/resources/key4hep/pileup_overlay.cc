@@ -5,8 +5,10 @@
 // (jpata/particleflow scripts/fcc/main19.cc, after Pythia's main19 example); as there, a draw of zero gives
 // an empty event, so the mean number of signal interactions per event is 1 - exp(-mean).
 //
-// Build inside a Key4HEP stack:
-//   g++ -O2 -std=c++17 pileup_overlay.cc -o pileup_overlay $(pythia8-config --cxxflags --libs) -lHepMC3
+// Build inside a Key4HEP stack (Pythia8Plugins/HepMC3.h needs the HepMC3 headers and library too):
+//   g++ -O2 -std=c++17 pileup_overlay.cc -o pileup_overlay $(pythia8-config --cxxflags)
+//       $(HepMC3-config --cxxflags) $(pythia8-config --libs) $(HepMC3-config --libs)
+//       -Wl,-rpath,$(HepMC3-config --libdir)
 // Run:
 //   ./pileup_overlay SIGNAL_CARD PILEUP_CARD SEED MEAN N_EVENTS TIME_SHIFT OUTPUT.hepmc
 

@@ -1,5 +1,6 @@
 ! e+e- -> gamma*/Z -> tau tau at 380 GeV (sample z_tautau)
-! MLPF CLIC production card (jpata/particleflow scripts/fcc/, Key4hep k4run pythia.py).
+! The settings of the published 380 GeV card, HEP-KBFI/key4hep-sim v1.2.2 clic/p8_ee_Z_Ztautau_ecm380.cmd
+! (also in trahxam/key4hep-sim, commit 4e458652); only the printout settings differ, which change no event.
 ! The job appends Random:seed=<seed>; k4run -n sets the number of events.
 Random:setSeed = on
 Main:numberOfEvents = 100          ! events per job (overridden by k4run -n)
@@ -19,9 +20,7 @@ Beams:eCM = 380                    ! GeV, CLIC first energy stage
 PartonLevel:ISR = on
 PartonLevel:FSR = on
 
-! The settings of the production's p8_ee_Z_Ztautau_ecm125 card at 380 GeV: no 380 GeV card was published
-! (the z_tautau builder of MLPF v1.9 reads a p8_ee_Z_Ztautau_ecm380 card).
-PDF:lepton = on
-WeakSingleBoson:ffbar2ffbar(s:gmZ) = on
+! s-channel gamma*/Z, decaying to tau pairs only
+WeakSingleBoson:ffbar2gmZ = on
 23:onMode = off
 23:onIfAny = 15

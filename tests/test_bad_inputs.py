@@ -192,6 +192,41 @@ def case_parse_input_is_directory(tmp: Path, trained: tuple[Path, Path]) -> Setu
 NOTHING = Path("no-output")
 
 
+def config_file(tmp: Path, text: str) -> Path:
+    path = tmp / "my.yaml"
+    path.write_text(text)
+    return path
+
+
+def case_config_gun_range_inverted(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    path = config_file(tmp, "fastsim:\n  gun_energy_min: 150\n  gun_energy_max: 100\n")
+    return Setup(["config", "validate", str(path)], f"{path}: fastsim.gun_energy_min: must be below", NOTHING)
+
+
+def case_config_model_name_leaves_results(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    path = config_file(tmp, "model:\n  name: ..\n")
+    return Setup(["config", "validate", str(path)], f"{path}: model.name: '..' does not match", NOTHING)
+
+
+def case_config_heads_do_not_divide_width(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    path = config_file(tmp, "model:\n  width: 100\n  num_heads: 8\n")
+    return Setup(["config", "validate", str(path)], f"{path}: model.width: must be a multiple of", NOTHING)
+
+
+def case_fastsim_gun_range_inverted(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    out = tmp / "gun.root"
+    settings = '{"gun_energy_min": 50, "gun_energy_max": 5}'
+    argv = ["fastsim", "--sample", "gun_pi", "--shard", "0", "--output", str(out), "--settings", settings]
+    return Setup(argv, "--settings: fastsim: gun_energy_min: must be below gun_energy_max", out)
+
+
+def case_train_heads_do_not_divide_width(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    out = tmp / "model"
+    argv = ["train", "--train", str(trained[1]), "--output-dir", str(out)]
+    argv += ["--model-settings", '{"width": 20, "num_heads": 8}']
+    return Setup(argv, "--model-settings: model: width: must be a multiple of num_heads", out)
+
+
 CASES: dict[str, Callable[[Path, tuple[Path, Path]], Setup]] = {
     name.removeprefix("case_"): f for name, f in globals().items() if name.startswith("case_")
 }

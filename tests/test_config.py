@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpf.config import load_config, load_schema, settings_from_cli, validate_config, validate_section
+from mlpf.config import (
+    load_config,
+    load_schema,
+    settings_from_cli,
+    validate_config,
+    validate_section,
+    validate_workflow_config,
+)
 from mlpf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,3 +105,93 @@ def test_config_readme_key_reference_is_current():
     text = (REPO / "config" / "README.md").read_text()
     generated = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
     assert generated == key_reference(), "run: mlpf config docs --update config/README.md"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"fastsim": {"gun_energy_min": 150.0}},
+            "fastsim.gun_energy_min: must be below gun_energy_max (150.0 >= 100.0)",
+        ),
+        (
+            {"key4hep": {"gun_momentum_min": 5, "gun_momentum_max": 5}},
+            "key4hep.gun_momentum_min: must be below",
+        ),
+        ({"model": {"width": 100, "num_heads": 8}}, "model.width: must be a multiple of num_heads (100 / 8)"),
+        (
+            {"evaluation": {"met_bins": [0, 10, 10, 20]}},
+            "evaluation.met_bins: bin edges must be strictly increasing",
+        ),
+    ],
+)
+def test_cross_field_rules_are_part_of_validation(config, message):
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, source="my.yaml")
+    assert str(info.value).startswith(f"my.yaml: {message}")
+    section = next(iter(config))
+    with pytest.raises(ConfigError, match="must be"):
+        validate_section(section, config[section], source="--settings")
+
+
+def test_cross_field_rules_pass_on_consistent_values():
+    assert (
+        validate_config({"model": {"type": "gnn_lsh", "width": 100, "num_heads": 8}})["model"]["width"] == 100
+    )
+    assert validate_section("fastsim", {"gun_energy_min": 5, "gun_energy_max": 6})["gun_energy_max"] == 6
+
+
+@pytest.mark.parametrize("name", ["mlpf", "v2.5", "ci_1-b", "gnn.lsh.paper"])
+def test_plain_model_names_are_accepted(name):
+    assert validate_config({"model": {"name": name}})["model"]["name"] == name
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../up", ".hidden", "a..b", "a.", "", "x y"])
+def test_model_names_that_are_not_plain_directory_names_are_refused(name):
+    with pytest.raises(ConfigError, match=r"model\.name: .* does not match"):
+        validate_config({"model": {"name": name}})
+
+
+FILES = ["config/config.yaml"]
+
+
+def test_nested_override_strings_become_the_types_the_schema_asks_for():
+    # what Snakemake hands over for --config 'training={"epochs": 2, "precision": bf16}' and friends
+    overrides = {
+        "training": {"epochs": "2", "precision": "bf16", "pt_weighted_regression": "false"},
+        "evaluation": {"jet_pt_bins": ["5", "10.5", "20"]},
+        "dataset": {"bfield_tesla": "null"},
+        "model": {"name": "007"},  # a string in the schema stays a string
+    }
+    config = {"model": {"name": "007"}, **overrides}
+    filled = validate_workflow_config(config, FILES, overrides)
+    assert filled["training"]["epochs"] == 2
+    assert filled["training"]["precision"] == "bf16"
+    assert filled["training"]["pt_weighted_regression"] is False
+    assert filled["evaluation"]["jet_pt_bins"] == [5, 10.5, 20]
+    assert filled["dataset"]["bfield_tesla"] is None
+    assert filled["model"]["name"] == "007"
+
+
+def test_a_config_file_value_of_the_wrong_type_is_still_refused():
+    # only command-line strings are read as numbers: a quoted number in a file stays an error
+    with pytest.raises(
+        ConfigError, match=r"config/config.yaml: training.epochs: '2' is not of type 'integer'"
+    ):
+        validate_workflow_config({"training": {"epochs": "2"}}, FILES, {})
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "source"),
+    [
+        ({"training": {"epoch": "3"}}, {"training": {"epoch": "3"}}, "--config"),
+        ({"seed": -4}, {"seed": -4}, "--config"),
+        ({"fastsim": {"gun_energy_min": "200"}}, {"fastsim": {"gun_energy_min": "200"}}, "--config"),
+        # the file's own mistake is the file's, whatever else was overridden
+        ({"seed": -4, "training": {"epochs": "2"}}, {"training": {"epochs": "2"}}, "config/config.yaml"),
+    ],
+)
+def test_errors_name_the_command_line_when_an_override_set_the_key(config, overrides, source):
+    with pytest.raises(ConfigError) as info:
+        validate_workflow_config(config, FILES, overrides)
+    assert str(info.value).startswith(f"{source}: ")

@@ -53,18 +53,43 @@ def test_training_launches_torchrun_only_with_several_gpus(gpus, launcher):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("training={'epoch': 3}", "training: unknown key 'epoch' (did you mean 'epochs'?)"),
-        ("seed=-4", "seed: -4 is less than the minimum of 0"),
-        ("source=cvmfs", "source: 'cvmfs' is not one of"),
+        ("training={'epoch': 3}", "--config: training: unknown key 'epoch' (did you mean 'epochs'?)"),
+        ("seed=-4", "--config: seed: -4 is less than the minimum of 0"),
+        ("source=cvmfs", "--config: source: 'cvmfs' is not one of"),
+        ("fastsim={gun_energy_min: 500}", "--config: fastsim.gun_energy_min: must be below gun_energy_max"),
+        ("model={name: ..}", "--config: model.name: '..' does not match"),
     ],
 )
 def test_bad_config_is_one_line(override, expected):
+    # checked before any job: the override names --config, not config/config.yaml, which is fine
     result = snakemake("-n", "--cores", "1", "--config", override)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if "Invalid configuration" in line]
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
+    assert "config/config.yaml" not in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_nested_override_reaches_the_stage_with_the_schemas_types():
+    # Snakemake hands nested values over as strings; the workflow reads them as the schema's numbers
+    result = snakemake("-n", "-p", "--cores", "1", "--config", 'training={"epochs": 2, "batch_size": 4}')
+    assert result.returncode == 0, result.stderr
+    command = next(line for line in result.stdout.splitlines() if "mlpf train" in line)
+    settings = json.loads(command.split("--settings ", 1)[1].split(" --dataset-settings", 1)[0].strip("'"))
+    assert (settings["epochs"], settings["batch_size"]) == (2, 4)
+
+
+def test_the_model_wildcard_matches_the_configured_name_literally():
+    # a '.' in model.name must not match any character: results/models/v2X5 is not the model v2.5
+    # (targets go before --config, which takes every word after it)
+    ok = snakemake("-n", "--cores", "1", "results/models/v2.5/model.onnx", "--config", "model={name: v2.5}")
+    assert ok.returncode == 0, ok.stderr
+    result = snakemake(
+        "-n", "--cores", "1", "results/models/v2X5/model.onnx", "--config", "model={name: v2.5}"
+    )
+    assert result.returncode != 0
+    assert "MissingRuleException" in result.stdout + result.stderr
 
 
 @pytest.mark.workflow

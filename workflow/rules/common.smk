@@ -1,15 +1,19 @@
 # Configuration loading, validation and the functions rules use. Nothing else lives here.
 
 import json
+import re
 import sys
 from pathlib import Path
 
-from mlpf.config import validate_config
+from mlpf.config import validate_workflow_config
 from mlpf.errors import ConfigError
 
-# Validate before any job is scheduled; a wrong key or type is one line, not a traceback.
+# Validate before any job is scheduled, cross-field rules included; a wrong key or type is one line, not a
+# traceback, and names --config when a command-line override set the key.
 try:
-    config = validate_config(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+    config = validate_workflow_config(
+        config, workflow.configfiles, overrides=workflow.config_settings.config
+    )
 except ConfigError as exc:
     sys.exit(f"Invalid configuration: {exc}")
 
@@ -27,7 +31,7 @@ BENCH_MODEL_SCRIPT = Path(workflow.basedir).parent / "benchmarks" / "bench_model
 wildcard_constraints:
     sample="(" + "|".join(ALL_SAMPLES) + ")",
     shard=r"\d+",
-    model=MODEL,
+    model=re.escape(MODEL),  # a literal: a '.' in the name must not match any character
 
 
 def section_json(name):

@@ -724,6 +724,25 @@ def test_workflow_pattern_matching_nothing_fails_in_one_line(server: FakeZenodo,
 
 @pytest.mark.slow
 @pytest.mark.workflow
+def test_workflow_without_network_stops_at_the_listing_in_one_line(workdir: Path) -> None:
+    port = _closed_port()
+    extra = workdir / "zenodo.yaml"
+    extra.write_text(f"source: zenodo\nzenodo:\n  api_url: http://127.0.0.1:{port}/api\n  retries: 5\n")
+    start = time.monotonic()
+    result = _snakemake(
+        workdir, "resources/edm4hep/ttbar/0.root", "--configfile", "config/config.yaml", str(extra)
+    )
+    assert result.returncode != 0
+    assert time.monotonic() - start < 60  # no minutes of retries
+    log = (workdir / "logs/download/8260741.listing.log").read_text().strip().splitlines()
+    assert len(log) == 1
+    assert log[0].startswith(
+        f"mlpf download: error: cannot reach 127.0.0.1:{port} for http://127.0.0.1:{port}/api"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
 def test_dry_run_shows_the_whole_chain(workdir: Path) -> None:
     result = _snakemake(workdir, "-n", "-p", "--config", "source=zenodo")
     assert result.returncode == 0, result.stderr[-3000:]

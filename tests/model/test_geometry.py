@@ -97,6 +97,32 @@ def test_agrees_with_the_fastsim_helix_in_barrel_and_endcap(charge: float) -> No
     np.testing.assert_allclose(eta.numpy(), np.arcsinh(z / np.hypot(x, y)), atol=1e-6)
 
 
+def test_agrees_with_the_calorimeter_state_the_fast_simulation_writes(tmp_path) -> None:
+    """The model extrapolates the fitted IP parameters of X itself; the fast simulation writes the same fit's
+    AtCalorimeter state, so for tracks that reach the barrel (pT > 0.9 GeV in 4 T) the two agree up to the
+    neglected D0 (displaced decay products)."""
+    import awkward as ak
+
+    from mlpf.data.parse import parse_file
+    from mlpf.io.edm4hep.reader import Edm4hepFile
+    from mlpf.sim.pipeline import run_shard
+
+    root = tmp_path / "ttbar.root"
+    run_shard("ttbar", "0", 11, {"events_per_shard": 30}, root, show_progress=False)
+    parse_file(root, tmp_path / "ttbar.parquet", {})
+    with Edm4hepFile(root) as source:
+        state = ak.flatten(source.read(0, source.n_events).tracks).calo
+    x, y, z = (ak.to_numpy(state[k]).astype(np.float64) for k in ("ref_x", "ref_y", "ref_z"))
+    X = ak.to_numpy(ak.flatten(ak.from_parquet(tmp_path / "ttbar.parquet").X, axis=1)).astype(np.float64)
+    X = X[X[:, X_TYPE] == ELEMENT_TRACK]
+    eta, phi = helix_at_calorimeter(torch.as_tensor(X), C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
+    reaches_barrel = X[:, 1] > 0.9
+    assert reaches_barrel.sum() > 300
+    distance = np.hypot(_wrap(phi.numpy() - np.arctan2(y, x)), eta.numpy() - np.arcsinh(z / np.hypot(x, y)))
+    assert np.median(distance[reaches_barrel]) < 1e-4
+    assert np.mean(distance[reaches_barrel] < 0.01) > 0.95
+
+
 def test_clusters_keep_their_position_and_padding_is_zero() -> None:
     X = torch.zeros(1, 3, 17)
     X[0, 0, X_TYPE] = ELEMENT_CLUSTER

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from edm4hep_fixtures import CLD_FILE
 from mlpf.cli import INPUT_FILE_ARGUMENTS, OUTPUT_ARGUMENTS, build_parser, main
 from mlpf.train import save_checkpoint, train
 from model._synthetic import write_parquet
@@ -174,6 +175,34 @@ def case_infer_nonfinite_predictions(tmp: Path, trained: tuple[Path, Path]) -> S
     out = tmp / "pred.parquet"
     argv = ["infer", "--checkpoint", str(bad), "--input", str(trained[1]), "--output", str(out)]
     return Setup(argv, f"{bad}: the model predicts non-finite values", out)
+
+
+def overwrite_root_float(source: Path, to: Path, branch: str, value: float) -> Path:
+    """A copy of a ROOT file with the first float of `branch` overwritten in place (an uncompressed basket)."""
+    import uproot
+
+    with uproot.open(source) as f:
+        first = ak.to_numpy(ak.flatten(f["events"][branch].array(), axis=None))[:2].astype(">f4").tobytes()
+    data = bytearray(source.read_bytes())
+    at = data.find(first)
+    if at < 0:
+        pytest.skip(f"{branch} is compressed in this copy of {source.name}")
+    data[at : at + 4] = np.array([value], dtype=">f4").tobytes()
+    to.write_bytes(bytes(data))
+    return to
+
+
+def case_parse_damaged_root_file(tmp: Path, trained: tuple[Path, Path]) -> Setup:
+    # bytes overwritten mid-file: the file still reads, one calorimeter hit energy becomes 1.9e38 GeV
+    if not CLD_FILE.is_file():
+        pytest.skip("real EDM4HEP fixtures not available")
+    bad = overwrite_root_float(CLD_FILE, tmp / "zh.edm4hep.root", "ECALEndcap/ECALEndcap.energy", 1.9e38)
+    out = tmp / "zh.parquet"
+    return Setup(
+        ["parse", "--input", str(bad), "--output", str(out)],
+        f"{bad}: event 0: calorimeter hit energy 1.9e+38 GeV is outside the physical range",
+        out,
+    )
 
 
 def case_parse_input_is_directory(tmp: Path, trained: tuple[Path, Path]) -> Setup:

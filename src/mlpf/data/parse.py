@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from mlpf.atomic import atomic_output
 from mlpf.config import validate_section
-from mlpf.data import features, targets
+from mlpf.data import features, ranges, targets
 from mlpf.errors import ConfigError
 from mlpf.io.edm4hep.collections import CollectionNames
 from mlpf.io.edm4hep.layout import Layout, detect_detector
@@ -411,6 +411,7 @@ def parse_file(
         bar = progress_bar(f"parse {Path(input_path).name}", total=source.n_events, unit="ev")
         try:
             for start, stop, chunk in source.iterate(settings["chunk_events"]):
+                ranges.check_input_events(chunk, input_path, start, bfield)  # damaged values stop here, named
                 parts.append(process_chunk(chunk, definition, bfield, stats, **options))
                 bar.update(stop - start)
         finally:

@@ -183,7 +183,11 @@ def test_missing_field_is_a_one_line_error(
 
 
 def test_unsorted_bins_are_rejected() -> None:
-    settings = validate_section("evaluation", {"jet_pt_bins": [10, 5, 20]})
+    # a cross-field rule of the configuration (mlpf.config), so the workflow refuses it before any job runs
+    with pytest.raises(ConfigError, match="jet_pt_bins: bin edges must be strictly increasing"):
+        validate_section("evaluation", {"jet_pt_bins": [10, 5, 20]})
+    settings = validate_section("evaluation", {})
+    settings["jet_pt_bins"] = [10, 5, 20]  # settings that bypassed validation are still refused
     with pytest.raises(ConfigError, match="jet_pt_bins"):
         check_settings(settings)
 

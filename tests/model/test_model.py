@@ -86,9 +86,9 @@ def test_decoded_energy_is_at_least_momentum(kind: str) -> None:
     torch.manual_seed(1)
     model = build_model({"type": kind, **SMALL}).eval()
     with torch.no_grad():
-        model.head_energy.track[-1].bias.fill_(-20.0)  # push the energy head to its floor
-        model.head_energy.cluster[-1].bias.fill_(-20.0)
-        model.head_binary[-1].bias.copy_(torch.tensor([-5.0, 5.0]))  # everything is a particle
+        model.head_reg.track[-1].bias.fill_(-20.0)  # push the energy term to its floor
+        model.head_reg.cluster[-1].bias[-1].fill_(-20.0)
+        model.head_id[-1].bias[:2].copy_(torch.tensor([-5.0, 5.0]))  # everything is a particle
         X, mask = _batch()
         ypred, proba = decode(X, mask, *model(X, mask))
     has = ypred[..., 0] > 0
@@ -140,3 +140,18 @@ def test_tracks_keep_their_measured_momentum_clusters_get_a_learned_one(kind: st
     # momentum column 0 = log(pt / element pt): exactly 0 (pt = track pt) for tracks, learned for clusters
     assert torch.equal(momentum[is_track][:, 0], torch.zeros(int(is_track.sum())))
     assert momentum[is_cluster][:, 0].abs().min() > 0
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gnn_lsh"])
+def test_routed_per_type_modules_give_the_exported_graphs_values(kind: str, monkeypatch) -> None:
+    """Encoders and heads run on their own element type only; the ONNX graph (static shapes) evaluates every
+    module on every element and selects. Both must give the same outputs."""
+    torch.manual_seed(0)
+    model = build_model({"type": kind, **SMALL}).eval()
+    X, mask = _batch()
+    with torch.no_grad():
+        routed = model(X, mask)
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+        static = model(X, mask)
+    for a, b in zip(routed, static, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -5,6 +5,9 @@
 #      without retries, the same failure must end snakemake with exit 1 and a report naming the rule;
 #   2. the tiny workflow (.test/config) through --profile profiles/ci-slurm in a fresh directory; every SLURM
 #      job must be COMPLETED in sacct and the final outputs must exist.
+#   3. its HPO stage (.test/config/hpo.yaml): two workers as SLURM jobs share one study; one worker process is
+#      killed (SIGKILL) in the middle of a trial, its job fails, Snakemake resubmits it and the study finishes
+#      with the killed trial retried.
 # Prints a summary and stops the cluster on every exit path.
 #
 # Needs root (the daemons run as slurm/munge/mysql; packages via .ci/slurm/install.sh) and snakemake with
@@ -13,7 +16,7 @@
 # Environment: MLPF_SLURM_DIR (cluster state, default /tmp/mlpf-slurm), MLPF_SLURM_WORKDIR (where the
 # workflow runs, default a new directory under /tmp), MLPF_SLURM_TIMEOUT (seconds per snakemake run,
 # default 1800), MLPF_SLURM_KEEP=1 (leave the cluster running afterwards, for debugging),
-# MLPF_SLURM_SKIP_WORKFLOW=1 (only step 1, about 2 minutes).
+# MLPF_SLURM_SKIP_WORKFLOW=1 (only step 1, about 2 minutes), MLPF_SLURM_SKIP_HPO=1 (steps 1 and 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -138,6 +141,34 @@ ls "$WORK"/workflow/results/metrics/*/*.json >/dev/null || fail "no metrics writ
 n_wf=$(echo "$wf" | grep -c .)
 rules=$(echo "$wf" | awk -F'|' '{sub(/^rule_/, "", $2); sub(/_wildcards.*/, "", $2); n[$2]++} END {for (r in n) printf "%s=%d ", r, n[r]}')
 
-stamp "summary: mechanics $n_mech SLURM jobs (flaky FAILED once, retried, COMPLETED; without retries" \
-  "reported, exit 1);" \
-  "workflow $n_wf SLURM jobs, all COMPLETED in sacct ($rules)"
+summary="mechanics $n_mech SLURM jobs (flaky FAILED once, retried, COMPLETED; without retries reported, exit 1);"
+summary="$summary workflow $n_wf SLURM jobs, all COMPLETED in sacct ($rules)"
+if [ "${MLPF_SLURM_SKIP_HPO:-0}" = 1 ]; then
+  stamp "summary: $summary; HPO skipped (MLPF_SLURM_SKIP_HPO=1)"
+  exit 0
+fi
+
+# ---- 3. the HPO stage: two workers as SLURM jobs sharing one study, one of them killed mid-trial --------------
+# In the workflow directory of step 2, whose datasets and main model it reuses. The kill is what an
+# out-of-memory kill or a lost node does: no clean-up. The job fails, the profile's retries: 1 resubmits it,
+# and the new attempt (the same worker) fails its interrupted trial and runs it again.
+before=$(last_jobid)
+python .ci/slurm/kill_hpo_worker.py "$WORK/workflow" ci --timeout "$RUN_TIMEOUT" >"$WORK/kill.log" 2>&1 &
+killer=$!
+run_snakemake hpo 0 --snakefile workflow/Snakefile --directory "$WORK/workflow" results/hpo \
+  --configfile "$WORK/workflow/config/hpo.yaml"
+wait "$killer" || fail "no HPO worker was killed mid-trial: $(cat "$WORK/kill.log")"
+cat "$WORK/kill.log"
+wait_accounted "$before"
+hpo=$(jobs_after "$before")
+echo "$hpo" | column -t -s'|'
+echo "$hpo" | awk -F'|' '$2 ~ /^rule_hpo_worker/ && $3 != "COMPLETED"' | grep -q . ||
+  fail "sacct shows no failed attempt of the killed hpo_worker job"
+n_hpo=$(echo "$hpo" | awk -F'|' '$2 ~ /^rule_hpo_worker/ && $3 == "COMPLETED"' | grep -c .)
+[ "$n_hpo" -eq 2 ] || fail "expected 2 COMPLETED hpo_worker jobs (one a resubmission), got $n_hpo"
+bad=$(echo "$hpo" | awk -F'|' '$2 !~ /^rule_hpo_worker/ && $3 != "COMPLETED"')
+[ -z "$bad" ] || fail "HPO jobs not COMPLETED in sacct: $bad"
+python .ci/check_hpo.py "$WORK/workflow/results/hpo" --workers 2 --killed || fail "HPO results (see above)"
+
+stamp "summary: $summary; HPO $(echo "$hpo" | grep -c .) SLURM jobs, 2 workers sharing one study," \
+  "one killed mid-trial, resubmitted, its trial retried ($(cat "$WORK/kill.log"))"

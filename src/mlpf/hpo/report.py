@@ -57,7 +57,9 @@ def trial_table(study: optuna.Study) -> pd.DataFrame:
         row.update(t.params)
         row.update({k: t.user_attrs.get(k) for k in RECORDED})
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # integers stay integers in the CSV where some trials have none (pruned before training, not a retry)
+    return frame.astype(dict.fromkeys(("epochs", "worker", "retry_of"), "Int64")) if rows else frame
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:

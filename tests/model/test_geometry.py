@@ -142,12 +142,17 @@ def test_clusters_keep_their_position_and_padding_is_zero() -> None:
 
 
 # the grid in several query blocks with a ragged last one, in a single block, and the exported graph's all pairs
-@pytest.mark.parametrize(("block", "exporting"), [(7, False), (1024, False), (1024, True)])
+@pytest.mark.parametrize(
+    ("path", "block", "exporting"),
+    [("cells", 1024, False), ("grid", 7, False), ("grid", 1024, False), ("all pairs", 1024, True)],
+)
 def test_link_features_are_the_kernel_sums(
-    block: int, exporting: bool, monkeypatch: pytest.MonkeyPatch
+    path: str, block: int, exporting: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every path gives the brute-force kernel sums over the other elements of each type."""
+    """Every path (compiled cell lists on CPUs, tensor grid elsewhere, all pairs in an exported graph) gives the
+    brute-force kernel sums over the other elements of each type."""
     monkeypatch.setattr(geometry, "LINK_QUERY_BLOCK", block)
+    monkeypatch.setattr(geometry, "compiled_cell_lists", lambda device: path == "cells")
     monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: exporting)
     g = torch.Generator().manual_seed(0)
     B, N = 2, 40
@@ -190,3 +195,28 @@ def test_link_features_are_the_kernel_sums(
     assert (
         f[..., 2 * n_widths : 4 * n_widths][mask] > 0.1
     ).any()  # the patches do put neighbours in the kernels
+
+
+def test_cell_lists_on_several_threads_give_the_one_thread_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpf.model import cell_sums
+
+    g = torch.Generator().manual_seed(3)
+    B, N = 2, 600
+    eta = torch.randn(B, N, generator=g) * 0.5
+    phi = (torch.rand(B, N, generator=g) * 2 - 1) * torch.pi
+    values = torch.rand(B, N, 4, generator=g)
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[1, 500:] = False
+    args = (eta, phi, values, mask, LINK_WIDTHS, geometry.LINK_CUTOFF, geometry.LINK_GRID_ETA_MAX)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = cell_sums.cell_list_kernel_sums(*args)
+        torch.set_num_threads(2)
+        monkeypatch.setattr(cell_sums, "PARALLEL_MIN_ELEMENTS", 1)
+        several = cell_sums.cell_list_kernel_sums(*args)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(one, several, atol=0, rtol=0)
+    assert one[1, 500:].abs().sum() == 0
+    assert (one[..., 1] > 0.5).any()  # a dense event: neighbours inside the kernels

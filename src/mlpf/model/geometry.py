@@ -23,6 +23,7 @@ import math
 import torch
 
 from mlpf.data.features import TRACK_FEATURES
+from mlpf.model.cell_sums import cell_list_kernel_sums
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
 from mlpf.sim.constants import ECAL_BARREL_RMIN, ECAL_ENDCAP_ZMIN
 
@@ -48,9 +49,9 @@ N_LINK_FEATURES = 4 * len(LINK_WIDTHS) + len(LINK_WIDTHS)
 # LINK_CUTOFF^2) get K = 0: there the wide kernel is below exp(-LINK_CUTOFF^2 / (2 * 0.06^2)) ~ 1e-6.
 LINK_CUTOFF = 0.32
 # Each element's partners are looked up in an (eta, phi) grid of LINK_CUTOFF cells (time and memory ~ N x
-# elements in 9 cells, not N^2), LINK_QUERY_BLOCK queries at a time (memory ~ block x 9 cells' elements).
-# An exported graph takes all pairs at once (data-dependent grid sizes would freeze into the graph); both give
-# the same sums.
+# elements in 9 cells, not N^2): on CPUs by compiled cell lists (mlpf.model.cell_sums), elsewhere with tensor
+# operations, LINK_QUERY_BLOCK queries at a time (memory ~ block x 9 cells' elements). An exported graph takes
+# all pairs at once (data-dependent grid sizes would freeze into the graph); all three give the same sums.
 LINK_QUERY_BLOCK = 1024
 # The grid covers |eta| < LINK_GRID_ETA_MAX; elements beyond share the edge cells (more pairs, none lost).
 LINK_GRID_ETA_MAX = 5.0
@@ -155,8 +156,8 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
     The exponent is built from pairwise differences, kappa (2 sin^2(dphi / 2) + deta^2 / 2), never from dot
     products of absolute coordinates: those cancel terms of ~1e4 and left the sums good to only 0.3 % in float32,
     enough for an exported model to drift from PyTorch. Pairs beyond LINK_CUTOFF are dropped, and partners are
-    found through an (eta, phi) grid, so nothing of size N x N is built (docs/performance.md). No gradient
-    flows: these are functions of the inputs alone.
+    found through an (eta, phi) grid (compiled cell lists on CPUs), so nothing of size N x N is built
+    (docs/performance.md). No gradient flows: these are functions of the inputs alone.
     """
     dtype = X.dtype
     with torch.no_grad(), torch.autocast(X.device.type, enabled=False):
@@ -167,18 +168,25 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).float()
         # values [B, N, 4]: track momentum, track count, cluster energy, cluster count
         values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster], -1)
+        # [B, N, widths, 4] without the element's own term (K_ii = 1)
         if torch.onnx.is_in_onnx_export():
-            sums = _kernel_sums(eta, phi, values)
+            sums = _kernel_sums(eta, phi, values) - values[:, :, None, :]
+        elif compiled_cell_lists(X.device):
+            sums = cell_list_kernel_sums(eta, phi, values, mask, LINK_WIDTHS, LINK_CUTOFF, LINK_GRID_ETA_MAX)
         else:
-            sums = _grid_kernel_sums(eta, phi, values, mask)
-        # [B, N, widths, 4]; drop the element's own term (K_ii = 1)
-        sums = (sums - values[:, :, None, :]).clamp_min(0.0)
+            sums = _grid_kernel_sums(eta, phi, values, mask) - values[:, :, None, :]
+        sums = sums.clamp_min(0.0)
         value_sums = torch.log1p(sums[..., 0::2].flatten(2))  # per width: track p, cluster E
         kernel_sums = torch.log1p(sums[..., 1::2].flatten(2))  # per width: track count, cluster count
         excess = energy[..., None] - sums[..., 0]
         result = torch.cat([value_sums, kernel_sums, torch.sign(excess) * torch.log1p(excess.abs())], -1)
         result = torch.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0) * fmask[..., None]
         return result.to(dtype)
+
+
+def compiled_cell_lists(device: torch.device) -> bool:
+    """Whether the link sums run as compiled cell lists (CPU tensors) or as tensor operations (other devices)."""
+    return device.type == "cpu"
 
 
 def _kernels(d: torch.Tensor) -> list[torch.Tensor]:

@@ -112,7 +112,7 @@ def test_config_readme_key_reference_is_current():
     [
         (
             {"fastsim": {"gun_energy_min": 150.0}},
-            "fastsim.gun_energy_min: must be below gun_energy_max (150.0 >= 100.0)",
+            "fastsim.gun_energy_min: must be below gun_energy_max (150.0 >= 100.0: the range is inverted or empty)",
         ),
         (
             {"key4hep": {"gun_momentum_min": 5, "gun_momentum_max": 5}},

@@ -81,7 +81,10 @@ def _range_rule(low_key: str, high_key: str) -> CrossFieldRule:
         low, high = section[low_key], section[high_key]
         if low < high:
             return None
-        return (low_key, high_key), f"must be below {high_key} ({low} >= {high})"
+        return (
+            low_key,
+            high_key,
+        ), f"must be below {high_key} ({low} >= {high}: the range is inverted or empty)"
 
     return rule
 

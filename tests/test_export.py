@@ -13,7 +13,9 @@ import torch
 from mlpf.cli import main
 from mlpf.data.dataset import ParquetEventDataset, collate
 from mlpf.export import OUTPUT_NAMES, onnx_outputs
-from mlpf.train import load_checkpoint, model_from_checkpoint, train
+from mlpf.model.factory import model_from_checkpoint
+from mlpf.runtime import load_checkpoint
+from mlpf.train import train
 from model._synthetic import write_parquet
 
 MODEL = {"width": 32, "num_layers": 2, "num_heads": 4, "head_width": 16, "bin_size": 16}

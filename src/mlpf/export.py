@@ -17,8 +17,9 @@ import torch
 
 from mlpf.atomic import atomic_output
 from mlpf.errors import ConfigError
+from mlpf.model.factory import model_from_checkpoint
 from mlpf.provenance import provenance
-from mlpf.train import load_checkpoint, model_from_checkpoint
+from mlpf.runtime import load_checkpoint
 
 INPUT_NAMES = ("X", "mask")
 OUTPUT_NAMES = ("binary", "pid", "charge", "momentum")

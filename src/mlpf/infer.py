@@ -20,10 +20,11 @@ from mlpf.atomic import atomic_output
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate
 from mlpf.data.parse import read_metadata
 from mlpf.errors import InputFileError, MlpfError
+from mlpf.model.factory import model_from_checkpoint
 from mlpf.model.targets import N_CLASSES, N_PARTICLE_COLUMNS, decode
 from mlpf.progress import progress
 from mlpf.provenance import merge_records, provenance
-from mlpf.train import load_checkpoint, model_from_checkpoint, pick_device, set_threads
+from mlpf.runtime import load_checkpoint, pick_device, set_threads
 
 DEFAULT_BATCH_SIZE = 32
 

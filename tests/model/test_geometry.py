@@ -13,6 +13,8 @@ from mlpf.model.geometry import (
     LINK_WIDTHS,
     N_CALORIMETER_FEATURES,
     N_LINK_FEATURES,
+    X_CLUSTER_ECAL,
+    X_CLUSTER_HCAL,
     X_OMEGA,
     X_TAN_LAMBDA,
     X_Z0,
@@ -159,6 +161,9 @@ def test_link_features_are_the_kernel_sums(
     X = torch.zeros(B, N, 17)
     X[..., X_TYPE] = torch.randint(1, 3, (B, N), generator=g).float()
     X[..., X_ENERGY] = torch.rand(B, N, generator=g) * 20
+    fraction = torch.rand(B, N, generator=g)  # ECAL share of a cluster's energy
+    X[..., X_CLUSTER_ECAL] = fraction * X[..., X_ENERGY] * (X[..., X_TYPE] == ELEMENT_CLUSTER)
+    X[..., X_CLUSTER_HCAL] = (1 - fraction) * X[..., X_ENERGY] * (X[..., X_TYPE] == ELEMENT_CLUSTER)
     # elements packed into a few 0.1 x 0.1 patches so that every kernel width sees neighbours
     eta = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03
     phi = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03 + 3.1
@@ -176,25 +181,31 @@ def test_link_features_are_the_kernel_sums(
         K = torch.exp(kappa * (torch.cos(dphi.double()) - 1) - 0.5 * kappa * deta.double() ** 2) * (
             1 - torch.eye(N)
         )
-        for t, element_type in enumerate((ELEMENT_TRACK, ELEMENT_CLUSTER)):
-            keys = ((X[..., X_TYPE] == element_type) & mask)[:, None, :].float()
-            value_sum = (K * keys * X[..., X_ENERGY][:, None, :]).sum(-1).float()
-            kernel_sum = (K * keys).sum(-1).float()
-            col = 2 * w + t
-            torch.testing.assert_close(f[..., col][mask], torch.log1p(value_sum)[mask], atol=1e-5, rtol=0)
+        tracks = ((X[..., X_TYPE] == ELEMENT_TRACK) & mask)[:, None, :].float()
+        clusters = ((X[..., X_TYPE] == ELEMENT_CLUSTER) & mask)[:, None, :].float()
+        # columns: per width the sums of track p, cluster E, cluster E_ECAL, cluster E_HCAL; then per width the
+        # track and cluster counts; then per width the excess
+        for k, (keys, column) in enumerate(
+            ((tracks, X_ENERGY), (clusters, X_ENERGY), (clusters, X_CLUSTER_ECAL), (clusters, X_CLUSTER_HCAL))
+        ):
+            value_sum = (K * keys * X[..., column][:, None, :]).sum(-1).float()
             torch.testing.assert_close(
-                f[..., 2 * n_widths + col][mask], torch.log1p(kernel_sum)[mask], atol=1e-2, rtol=0
+                f[..., 4 * w + k][mask], torch.log1p(value_sum)[mask], atol=1e-5, rtol=0
             )
-            if element_type == ELEMENT_TRACK:
+            if k == 0:
                 excess = X[..., X_ENERGY] - value_sum
                 expected = torch.sign(excess) * torch.log1p(excess.abs())
                 torch.testing.assert_close(
-                    f[..., 4 * n_widths + w][mask], expected[mask], atol=1e-2, rtol=1e-3
+                    f[..., 6 * n_widths + w][mask], expected[mask], atol=1e-2, rtol=1e-3
                 )
+        for t, keys in enumerate((tracks, clusters)):
+            kernel_sum = (K * keys).sum(-1).float()
+            torch.testing.assert_close(
+                f[..., 4 * n_widths + 2 * w + t][mask], torch.log1p(kernel_sum)[mask], atol=1e-2, rtol=0
+            )
     assert f[~mask].abs().sum() == 0
-    assert (
-        f[..., 2 * n_widths : 4 * n_widths][mask] > 0.1
-    ).any()  # the patches do put neighbours in the kernels
+    counts = f[..., 4 * n_widths : 6 * n_widths][mask]
+    assert (counts > 0.1).any()  # the patches do put neighbours in the kernels
 
 
 def test_cell_lists_on_several_threads_give_the_one_thread_sums(monkeypatch: pytest.MonkeyPatch) -> None:

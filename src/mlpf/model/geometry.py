@@ -22,13 +22,14 @@ import math
 
 import torch
 
-from mlpf.data.features import TRACK_FEATURES
+from mlpf.data.features import CLUSTER_FEATURES, TRACK_FEATURES
 from mlpf.model.cell_sums import cell_list_kernel_sums
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
 from mlpf.sim.constants import ECAL_BARREL_RMIN, ECAL_ENDCAP_ZMIN
 
-# Track columns of X used by the helix.
+# Track columns of X used by the helix, and the cluster columns of its ECAL and HCAL energy.
 X_TAN_LAMBDA, X_OMEGA, X_Z0 = (TRACK_FEATURES.index(name) for name in ("tanLambda", "omega", "Z0"))
+X_CLUSTER_ECAL, X_CLUSTER_HCAL = (CLUSTER_FEATURES.index(name) for name in ("energy_ecal", "energy_hcal"))
 
 # CLIC_o3_v14 ECAL front face (barrel inner radius 1500 mm, endcap inner z 2307 mm; mlpf.sim.constants [K4GEO]).
 CALORIMETER_RADIUS_MM = ECAL_BARREL_RMIN
@@ -44,7 +45,9 @@ ETA_FREQUENCIES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # sigma = 1 / sqrt(kappa) in eta and phi at small distances. 0.02 is about one cluster-grid cell at the ECAL face
 # (30 mm at 1.5 m), 0.06 a hadron shower core in the HCAL (70 mm at 1.7 m; PAPAS HCAL cluster size 10 cm).
 LINK_WIDTHS = (0.02, 0.06)
-N_LINK_FEATURES = 4 * len(LINK_WIDTHS) + len(LINK_WIDTHS)
+# Per width: sums of track momentum, cluster energy, its ECAL and its HCAL part, the two kernel-weighted counts,
+# and the neutral excess (link_features).
+N_LINK_FEATURES = 7 * len(LINK_WIDTHS)
 # Pairs farther apart than LINK_CUTOFF in eta or phi (squared distance 4 sin^2(dphi/2) + deta^2 above
 # LINK_CUTOFF^2) get K = 0: there the wide kernel is below exp(-LINK_CUTOFF^2 / (2 * 0.06^2)) ~ 1e-6.
 LINK_CUTOFF = 0.32
@@ -149,7 +152,9 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
     """[..., N_LINK_FEATURES] kernel sums over the other elements near each element's calorimeter point.
 
     For each width in LINK_WIDTHS and each key type (tracks, clusters): log(1 + sum_j K_ij e_j) with e_j the
-    track momentum or cluster energy, and log(1 + sum_j K_ij), the kernel-weighted count; per width also the
+    track momentum or cluster energy, and log(1 + sum_j K_ij), the kernel-weighted count; for clusters also the
+    sums of their ECAL and HCAL energies, which make a track's E_ECAL / p and E_HCAL / p (the electron and
+    hadron signatures rule-based particle flow identifies by) one subtraction of inputs away; per width also the
     signed log of the element's own energy minus the nearby track momentum (for a cluster: the neutral excess
     rule-based particle flow computes). Sums exclude the element itself.
 
@@ -166,9 +171,12 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         energy = X[..., X_ENERGY].clamp_min(0.0) * fmask
         is_track = ((X[..., X_TYPE] == ELEMENT_TRACK) & mask).float()
         is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).float()
-        # values [B, N, 4]: track momentum, track count, cluster energy, cluster count
-        values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster], -1)
-        # [B, N, widths, 4] without the element's own term (K_ii = 1)
+        # values [B, N, 6]: track momentum, track count, cluster energy, cluster count, cluster ECAL and HCAL
+        # energy (X columns energy_ecal, energy_hcal of a cluster row)
+        ecal = X[..., X_CLUSTER_ECAL].clamp_min(0.0) * is_cluster
+        hcal = X[..., X_CLUSTER_HCAL].clamp_min(0.0) * is_cluster
+        values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster, ecal, hcal], -1)
+        # [B, N, widths, values] without the element's own term (K_ii = 1)
         if torch.onnx.is_in_onnx_export():
             sums = _kernel_sums(eta, phi, values) - values[:, :, None, :]
         elif compiled_cell_lists(X.device):
@@ -176,8 +184,9 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         else:
             sums = _grid_kernel_sums(eta, phi, values, mask) - values[:, :, None, :]
         sums = sums.clamp_min(0.0)
-        value_sums = torch.log1p(sums[..., 0::2].flatten(2))  # per width: track p, cluster E
-        kernel_sums = torch.log1p(sums[..., 1::2].flatten(2))  # per width: track count, cluster count
+        # per width: track p, cluster E, cluster E_ECAL, cluster E_HCAL
+        value_sums = torch.log1p(sums[..., [0, 2, 4, 5]].flatten(2))
+        kernel_sums = torch.log1p(sums[..., [1, 3]].flatten(2))  # per width: track count, cluster count
         excess = energy[..., None] - sums[..., 0]
         result = torch.cat([value_sums, kernel_sums, torch.sign(excess) * torch.log1p(excess.abs())], -1)
         result = torch.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0) * fmask[..., None]
@@ -216,7 +225,7 @@ def _squared_distance(
 
 
 def _kernel_sums(eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """[B, N, widths, 4]: sum_j K_ij values_j over all pairs (the exported graph's path)."""
+    """[B, N, widths, V]: sum_j K_ij values_j over all pairs (the exported graph's path)."""
     d = _squared_distance(eta[:, :, None], phi[:, :, None], eta[:, None, :], phi[:, None, :])
     return torch.stack([k @ values for k in _kernels(d)], 2)
 
@@ -224,7 +233,7 @@ def _kernel_sums(eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor) -> 
 def _grid_kernel_sums(
     eta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """[B, N, widths, 4] as `_kernel_sums` over all elements, with each element's partners looked up in the 3 x 3
+    """[B, N, widths, V] as `_kernel_sums` over all elements, with each element's partners looked up in the 3 x 3
     (eta, phi) cells of side >= LINK_CUTOFF around it, so that time and memory grow as N x (elements per 9
     cells) rather than N^2 (for 10240 elements spread like a busy event, ~20 x fewer pairs)."""
     B, N = eta.shape
@@ -267,4 +276,4 @@ def _grid_kernel_sums(
         d = torch.where(valid, d, torch.full_like(d, LINK_CUTOFF**2))  # at the cutoff: K = 0
         partner_values = flat_values[partners]  # [block, 9 M, 4]
         sums.append(torch.stack([(k[:, None, :] @ partner_values)[:, 0] for k in _kernels(d)], 1))
-    return torch.cat(sums, 0).reshape(B, N, len(LINK_WIDTHS), 4)
+    return torch.cat(sums, 0).reshape(B, N, len(LINK_WIDTHS), values.shape[-1])

@@ -25,7 +25,7 @@ import torch
 from edm4hep_fixtures import CLD_FILE
 from mlpf.cli import INPUT_FILE_ARGUMENTS, OUTPUT_ARGUMENTS, build_parser, main
 from mlpf.runtime import save_checkpoint
-from mlpf.train import train
+from mlpf.training.loop import train
 from model._synthetic import write_parquet
 
 MODEL = {"width": 16, "num_layers": 1, "num_heads": 2, "head_width": 8}

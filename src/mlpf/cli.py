@@ -31,7 +31,8 @@ COMMAND_MODULES = (
     "mlpf.sim.cli",  # fastsim
     "mlpf.io.cli",  # download (Zenodo)
     "mlpf.data.cli",  # parse, dataset-validate
-    "mlpf.model.cli",  # train, infer, export
+    "mlpf.training.cli",  # train
+    "mlpf.inference.cli",  # infer, export
     "mlpf.evaluate.cli",  # evaluate, plots, model-card
     "mlpf.hpo.cli",  # hpo (hyperparameter optimisation), replicas
 )

@@ -18,7 +18,7 @@ from mlpf.hpo.objective import TrialSetup
 from mlpf.hpo.replicas import spread, write_replica_summary
 from mlpf.hpo.report import read_overlay, write_best, write_report
 from mlpf.hpo.worker import WorkerSettings, run_worker
-from mlpf.train import train
+from mlpf.training.loop import train
 
 from ._tiny import DATASET, MODEL, TRAINING, hpo_settings
 

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from mlpf.train import train
+from mlpf.training.loop import train
 
 from ._tiny import DATASET, MODEL
 

@@ -12,10 +12,10 @@ import torch
 
 from mlpf.cli import main
 from mlpf.data.dataset import ParquetEventDataset, collate
-from mlpf.export import OUTPUT_NAMES, onnx_outputs
+from mlpf.inference.export import OUTPUT_NAMES, onnx_outputs
 from mlpf.model.factory import model_from_checkpoint
 from mlpf.runtime import load_checkpoint
-from mlpf.train import train
+from mlpf.training.loop import train
 from model._synthetic import write_parquet
 
 MODEL = {"width": 32, "num_layers": 2, "num_heads": 4, "head_width": 16, "bin_size": 16}

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlpf.cli import main
-from mlpf.train import train
+from mlpf.training.loop import train
 from model._synthetic import write_parquet
 
 

@@ -16,7 +16,7 @@ import torch
 from mlpf.cli import main
 from mlpf.errors import MlpfError
 from mlpf.runtime import CHECKPOINT_FORMAT, checkpoint_checksum, load_checkpoint, save_checkpoint
-from mlpf.train import train
+from mlpf.training.loop import train
 from model._synthetic import write_parquet
 
 MODEL = {"width": 32, "num_layers": 2, "num_heads": 4, "head_width": 16}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpf.model.metrics import (
+from mlpf.training.metrics import (
     jet_response_iqr_over_median,
     met_response_iqr_over_median,
     response_iqr_over_median,
 )
-
-from ._synthetic import make_events
+from model._synthetic import make_events
 
 
 def test_response_iqr_over_median() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpf.train import RESUME_CHECKPOINT
+from mlpf.training.loop import RESUME_CHECKPOINT
 from snakemake_runner import SNAKEFILE, run_snakemake
 
 REPO = Path(__file__).resolve().parents[2]

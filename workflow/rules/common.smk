@@ -89,7 +89,7 @@ def get_final_output():
     ]
 
 
-# The resumable training state `mlpf train` writes beside its outputs (mlpf.train.RESUME_CHECKPOINT; not imported,
+# The resumable training state `mlpf train` writes beside its outputs (mlpf.training.loop.RESUME_CHECKPOINT; not imported,
 # which would load torch for every plan; tests/workflow/test_workflow.py checks they agree).
 RESUME_STATE = "last.pt"
 

@@ -3,7 +3,7 @@
 - `space`: the search space from the `hpo.search_space` config section (keys named as in a config file);
 - `study`: the storage (journal file or database), the study's definition, its trial budget, heartbeats and
   the retry of trials whose worker died;
-- `objective`: one trial = one `mlpf.train.train` run that reports its validation metric after every epoch;
+- `objective`: one trial = one `mlpf.training.loop.train` run that reports its validation metric after every epoch;
 - `worker`: the loop a worker job runs until the budget is spent;
 - `report`: trial table, best configuration, figures and the default vs tuned comparison;
 - `replicas`: the spread of trainings that differ only in their seed.

@@ -136,7 +136,7 @@ def _best(args: argparse.Namespace) -> int:
 
 def _train_best(args: argparse.Namespace) -> int:
     from mlpf.config import validate_section
-    from mlpf.train import train
+    from mlpf.training.loop import train
 
     from .report import read_overlay
 

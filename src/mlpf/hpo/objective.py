@@ -1,4 +1,4 @@
-"""One trial: a `mlpf.train.train` run with the trial's hyperparameters, scored on the validation split.
+"""One trial: a `mlpf.training.loop.train` run with the trial's hyperparameters, scored on the validation split.
 
 The trial trains on the same training shards, with the same seed and the same training/validation split as the
 main run, for `hpo.epochs` epochs. After every epoch train() hands its history row to a callback that reports
@@ -83,7 +83,7 @@ class TrialSetup:
 
 def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
     """Train with the trial's parameters; returns the objective, raises TrialPruned or WorkerInterrupted."""
-    from mlpf.train import train
+    from mlpf.training.loop import train
 
     params = space.suggest(trial, setup.dims, setup.base)
     sections = space.apply(params, setup.base)

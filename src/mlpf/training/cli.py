@@ -1,4 +1,4 @@
-"""`mlpf train`, `mlpf infer`, `mlpf export` subcommands (heavy imports happen inside the handlers)."""
+"""`mlpf train`: the training stage (heavy imports happen inside the handler)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-log = logging.getLogger("mlpf.model")
+log = logging.getLogger("mlpf.training")
 
 SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM, the shell convention for a job ended by SIGTERM
 
@@ -26,7 +26,7 @@ def _json_section(name: str, text: str | None) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     from mlpf.config import load_config, settings_from_cli
-    from mlpf.train import train
+    from mlpf.training.loop import train
 
     if args.config is not None:
         config = load_config(args.config)
@@ -61,29 +61,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _infer(args: argparse.Namespace) -> int:
-    from mlpf.infer import infer
-
-    n = infer(
-        args.checkpoint,
-        args.input,
-        args.output,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        device=args.device,
-    )
-    log.info("wrote %d events to %s", n, args.output)
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from mlpf.export import export_onnx
-
-    export_onnx(args.checkpoint, args.output, opset=args.opset)
-    log.info("wrote %s", args.output)
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     from mlpf.cli import add_settings_arguments
 
@@ -103,18 +80,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", required=True, help="directory for checkpoint.pt, history.csv, model.json")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt if it exists")
     p.set_defaults(handler=_train)
-
-    p = subparsers.add_parser("infer", help="run a trained model over parsed shards, write predictions")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by mlpf train")
-    p.add_argument("--input", nargs="+", required=True, metavar="PARQUET", help="parsed dataset shards")
-    p.add_argument("--output", required=True, help="predictions parquet (contract section 4)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
-    p.add_argument("--batch-size", type=int, default=32, help="events per inference batch")
-    p.add_argument("--device", default="auto", help="torch device: auto (CUDA if available), cpu, cuda")
-    p.set_defaults(handler=_infer)
-
-    p = subparsers.add_parser("export", help="export a trained model to ONNX")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by mlpf train")
-    p.add_argument("--output", required=True, help="model.onnx")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
-    p.set_defaults(handler=_export)

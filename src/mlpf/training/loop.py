@@ -42,7 +42,6 @@ from mlpf.data.parse import read_metadata
 from mlpf.errors import MlpfError
 from mlpf.model.factory import build_model
 from mlpf.model.losses import LOSS_TERMS, mlpf_loss
-from mlpf.model.metrics import jet_response_iqr_over_median, met_response_iqr_over_median
 from mlpf.model.targets import decode
 from mlpf.progress import progress_bar
 from mlpf.provenance import merge_records, provenance
@@ -54,6 +53,7 @@ from mlpf.runtime import (
     save_checkpoint,
     set_threads,
 )
+from mlpf.training.metrics import jet_response_iqr_over_median, met_response_iqr_over_median
 
 log = logging.getLogger(__name__)
 

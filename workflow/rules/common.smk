@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlpf.config import validate_workflow_config
 from mlpf.errors import ConfigError
+from mlpf.io.zenodo import manifest_paths
 
 # Validate before any job is scheduled, cross-field rules included; a wrong key or type is one line, not a
 # traceback, and names --config when a command-line override set the key.
@@ -77,6 +78,12 @@ def get_test_datasets(wildcards):
 def get_timing_files(wildcards=None):
     """The timing-scaling measurement, only when evaluation.timing_sizes asks for it."""
     return expand("results/timing/{model}.json", model=MODEL) if TIMING_SIZES else []
+
+
+def zenodo_sample_files(wildcards):
+    """The files a Zenodo sample's manifest names (downloads, or the local copy), known once the manifest exists
+    (checkpoint zenodo_select in rules/zenodo.smk); the shard job reads them, in shard order, from it."""
+    return manifest_paths(checkpoints.zenodo_select.get(sample=wildcards.sample).output.manifest)
 
 
 def get_final_output():

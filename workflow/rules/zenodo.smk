@@ -9,7 +9,6 @@
 from mlpf.io.zenodo import (
     DEFAULT_DOWNLOAD_DIR,
     listing_path,
-    manifest_paths,
     selection_settings_json,
     settings_subset_json,
     transfer_settings_json,
@@ -20,11 +19,6 @@ if config["source"] == "zenodo":
     ZENODO = config["zenodo"]
     ZENODO_LOCAL = bool(ZENODO["local_dir"])
     ZENODO_LISTING = [] if ZENODO_LOCAL else [listing_path(ZENODO["record"], DEFAULT_DOWNLOAD_DIR)]
-
-    def zenodo_sample_files(wildcards):
-        """The files the sample's manifest names (downloads, or the local copy), known once it exists; the
-        shard job reads them, in shard order, from the manifest."""
-        return manifest_paths(checkpoints.zenodo_select.get(sample=wildcards.sample).output.manifest)
 
     if not ZENODO_LOCAL:
 

@@ -1,17 +1,24 @@
-"""Element features X: 17 float32 columns per track or cluster, defined once (upstream-mlpf.md section 3).
+"""Element features X: 17 float32 columns per track, cluster or calorimeter hit, defined once.
 
-The column order is upstream's `get_edm4hep_x_features` (identical in the paper, v2.x and HEAD); tracks and
-clusters share the matrix, each with its own meaning per column, zero-padded to 17. All functions here work on
-flat numpy arrays (one row per element across many events), so they are vectorised over events.
+The column order is upstream's `get_edm4hep_x_features` (identical in the paper, v2.x and HEAD; jpata/particleflow
+mlpf/conf.py); tracks and clusters (`dataset.elements: clusters`) or tracks and calorimeter hits
+(`dataset.elements: hits`) share the matrix, each with its own meaning per column, zero-padded to 17. Columns 1
+(pt / et) and 5 (p / energy) mean the same for every type, as the model's log-ratio targets need. All functions
+here work on flat numpy arrays (one row per element across many events), so they are vectorised over events.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Element types (upstream ELEM_TYPES): 0 padding, 1 track, 2 cluster.
+# Element types (upstream ELEM_TYPES): 0 padding, 1 track, 2 cluster; 3 calorimeter hit (the hit level's own
+# type: upstream's hit datasets keep hits in separate arrays, X_hit_calo, so they need no shared code).
 ELEM_TYPE_TRACK = 1
 ELEM_TYPE_CLUSTER = 2
+ELEM_TYPE_HIT = 3
+# What the non-track elements of an event are (`dataset.elements`).
+ELEMENT_LEVELS = ("clusters", "hits")
+CALORIMETER_ELEMENT_TYPE = {"clusters": ELEM_TYPE_CLUSTER, "hits": ELEM_TYPE_HIT}
 
 TRACK_FEATURES = (
     "type", "pt", "eta", "sin_phi", "cos_phi", "p", "chi2", "ndf", "dEdx", "dEdxError",
@@ -21,10 +28,30 @@ CLUSTER_FEATURES = (
     "type", "et", "eta", "sin_phi", "cos_phi", "energy", "position.x", "position.y", "position.z", "iTheta",
     "energy_ecal", "energy_hcal", "energy_other", "num_hits", "sigma_x", "sigma_y", "sigma_z",
 )  # fmt: skip
-# Column names of X: shared names where tracks and clusters agree, `track/cluster` where they differ.
-ELEMENT_FEATURES = tuple(
-    t if t == c else f"{t}/{c}" for t, c in zip(TRACK_FEATURES, CLUSTER_FEATURES, strict=True)
-)
+# Calorimeter hits: upstream's 12 hit features (jpata/particleflow mlpf/conf.py, hit datasets: elemtype, et, eta,
+# sin_phi, cos_phi, energy, position.x/y/z, time, subdetector, type) in their order, then the layer decoded from
+# the hit type; eta, phi and et from the hit position seen from the origin. `hit_type` is the CalorimeterHit
+# `type`, the LCIO CalorimeterHitType code that DDCaloDigi writes.
+HIT_FEATURES = (
+    "type", "et", "eta", "sin_phi", "cos_phi", "energy", "position.x", "position.y", "position.z", "time",
+    "subdetector", "hit_type", "layer", "pad", "pad", "pad", "pad",
+)  # fmt: skip
+# LCIO CalorimeterHitType: type = caloType + 10 caloID + 1000 layout + 10000 layer (iLCSoft/LCIO
+# src/cpp/include/UTIL/CalorimeterHitType.h, fLayer = 10000); the layer counts from the calorimeter front.
+HIT_TYPE_LAYER_FACTOR = 10000
+CALORIMETER_FEATURES = {"clusters": CLUSTER_FEATURES, "hits": HIT_FEATURES}
+
+
+def element_features(elements: str = "clusters") -> tuple[str, ...]:
+    """Column names of X at an element level: shared names where tracks and the calorimeter elements agree,
+    `track/other` where they differ."""
+    return tuple(
+        t if t == c else f"{t}/{c}"
+        for t, c in zip(TRACK_FEATURES, CALORIMETER_FEATURES[elements], strict=True)
+    )
+
+
+ELEMENT_FEATURES = element_features("clusters")
 N_FEATURES = len(ELEMENT_FEATURES)  # 17
 COL_TYPE, COL_PT, COL_ETA, COL_SIN_PHI, COL_COS_PHI, COL_ENERGY = 0, 1, 2, 3, 4, 5
 
@@ -123,5 +150,33 @@ def cluster_features(
     columns = [
         np.full(n, ELEM_TYPE_CLUSTER, dtype=np.float64), et, eta, np.sin(phi), np.cos(phi), energy, x, y, z, itheta,
         sub_e[:, 0], sub_e[:, 1], sub_e[:, 2], num_hits, *sigmas,
+    ]  # fmt: skip
+    return _finite(np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)).astype(np.float32)
+
+
+def hit_features(
+    *,
+    energy: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    time: np.ndarray,
+    subdetector: np.ndarray,
+    hit_type: np.ndarray,
+) -> np.ndarray:
+    """X rows of calorimeter hits (HIT_FEATURES); shape [n, 17] float32.
+
+    Direction from the origin to the hit: eta = -ln tan(theta/2), et = E sin(theta), as for clusters.
+    """
+    n = len(energy)
+    energy = energy.astype(np.float64)
+    x, y, z = (a.astype(np.float64) for a in (x, y, z))
+    theta = np.arctan2(np.hypot(x, y), z)
+    phi = np.arctan2(y, x)
+    hit_type = hit_type.astype(np.int64)
+    columns = [
+        np.full(n, ELEM_TYPE_HIT, dtype=np.float64), energy * np.sin(theta), _eta_from_theta(theta), np.sin(phi),
+        np.cos(phi), energy, x, y, z, time, subdetector, hit_type, hit_type // HIT_TYPE_LAYER_FACTOR,
+        *(np.zeros(n) for _ in range(4)),
     ]  # fmt: skip
     return _finite(np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)).astype(np.float32)

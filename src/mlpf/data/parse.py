@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from mlpf.atomic import atomic_output
 from mlpf.config import validate_section
-from mlpf.data import chunk, features, ranges, targets
+from mlpf.data import chunk, features, hits, ranges, targets
 from mlpf.errors import ConfigError
 from mlpf.io.edm4hep.collections import CollectionNames
 from mlpf.io.edm4hep.layout import Layout, detect_detector
@@ -103,15 +103,15 @@ def process_chunk(
 
     # --- elements: clusters (zero-energy clusters are skipped and counted) --------------------------------
     cl = ak.flatten(ev.clusters, axis=1)
-    hits = ak.flatten(ev.hits, axis=1)
+    hit = ak.flatten(ev.hits, axis=1)
     hit_cluster, hit_global = chunk.flat_relation(ev.clusters.hits, cl_off, hit_off)
-    hit_pos = np.stack([chunk.to_numpy(hits.x), chunk.to_numpy(hits.y), chunk.to_numpy(hits.z)], axis=1)
+    hit_pos = np.stack([chunk.to_numpy(hit.x), chunk.to_numpy(hit.y), chunk.to_numpy(hit.z)], axis=1)
     cl_energy = chunk.to_numpy(cl.energy)
     x_cluster = features.cluster_features(
         energy=cl_energy, x=chunk.to_numpy(cl.x), y=chunk.to_numpy(cl.y), z=chunk.to_numpy(cl.z),
         itheta=chunk.to_numpy(cl.itheta), phi=chunk.to_numpy(cl.phi), hit_cluster=hit_cluster,
-        hit_energy=chunk.to_numpy(hits.energy)[hit_global],
-        hit_subdetector=chunk.to_numpy(hits.subdetector)[hit_global].astype(np.int64),
+        hit_energy=chunk.to_numpy(hit.energy)[hit_global],
+        hit_subdetector=chunk.to_numpy(hit.subdetector)[hit_global].astype(np.int64),
         hit_position=hit_pos[hit_global], energy_weighted_spread=energy_weighted_spread,
     )  # fmt: skip
     cluster_valid = np.isfinite(cl_energy) & (cl_energy > 0)
@@ -228,13 +228,18 @@ def parse_file(
     settings = validate_section("dataset", settings, source="dataset settings")
     definition_name = settings["target"]
     definition = targets.TARGET_DEFINITIONS[definition_name]
-    options = {
-        "energy_weighted_spread": features.ENERGY_WEIGHTED_SPREAD[definition_name],
-        "truth_max_abs_eta": settings["truth_max_abs_eta"],
-    }
+    elements = settings["elements"]
+    step = settings["chunk_events"]
+    if elements == "hits":
+        process, options = hits.process_chunk_hits, {}
+        step = min(step, hits.HITS_MAX_CHUNK_EVENTS)
+    else:
+        process = process_chunk
+        options = {"energy_weighted_spread": features.ENERGY_WEIGHTED_SPREAD[definition_name]}
+    options["truth_max_abs_eta"] = settings["truth_max_abs_eta"]
     stats = ParseStats()
     collections = CollectionNames.from_settings(settings["collections"])
-    with Edm4hepFile(input_path, collections) as source:
+    with Edm4hepFile(input_path, collections, read_hit_type=elements == "hits") as source:
         source.check_collections()
         detector, bfield, bfield_source = resolve_bfield(
             settings, detect_detector(source._file, source.layout)
@@ -242,9 +247,9 @@ def parse_file(
         parts = []
         bar = progress_bar(f"parse {Path(input_path).name}", total=source.n_events, unit="ev")
         try:
-            for start, stop, ev in source.iterate(settings["chunk_events"]):
+            for start, stop, ev in source.iterate(step):
                 ranges.check_input_events(ev, input_path, start, bfield)  # damaged values stop here, named
-                parts.append(process_chunk(ev, definition, bfield, stats, **options))
+                parts.append(process(ev, definition, bfield, stats, **options))
                 bar.update(stop - start)
         finally:
             bar.close()
@@ -261,7 +266,8 @@ def parse_file(
         detector=detector,
         bfield_tesla=bfield,
         bfield_source=bfield_source,
-        element_features=list(features.ELEMENT_FEATURES),
+        elements=elements,
+        element_features=list(features.element_features(elements)),
         particle_columns=list(targets.PARTICLE_COLUMNS),
         class_names=list(targets.CLASS_NAMES),
         stats=stats.counts,
@@ -269,10 +275,10 @@ def parse_file(
     write_parquet(events, output_path, record)
     c = stats.counts
     log.info(
-        "%s: %d events written (%d skipped without elements), %d zero-energy clusters skipped, "
+        "%s: %d events written (%d skipped without elements), %d zero-energy %s skipped, "
         "%d visible particles dropped",
-        output_path, len(events), c.get("events_skipped_empty", 0), c.get("clusters_skipped_zero_energy", 0),
-        c.get("dropped_particles", 0),
+        output_path, len(events), c.get("events_skipped_empty", 0), c.get(f"{elements}_skipped_zero_energy", 0),
+        elements, c.get("dropped_particles", 0),
     )  # fmt: skip
     return record
 

@@ -113,14 +113,21 @@ TRACK_COLUMNS = {"pt": POSITIVE_ENERGY, "p": POSITIVE_ENERGY, "D0": POSITION, "Z
 CLUSTER_COLUMNS = {"et": ENERGY, "energy": ENERGY, "position.x": POSITION, "position.y": POSITION,
                    "position.z": POSITION, "energy_ecal": ENERGY, "energy_hcal": ENERGY, "energy_other": ENERGY,
                    "sigma_x": SPREAD, "sigma_y": SPREAD, "sigma_z": SPREAD}  # fmt: skip
+HIT_COLUMNS = {"et": ENERGY, "energy": ENERGY, "position.x": POSITION, "position.y": POSITION,
+               "position.z": POSITION}  # fmt: skip
 PARTICLE_COLUMNS = {"pt": POSITIVE_ENERGY, "energy": POSITIVE_ENERGY}
+_KIND = {
+    features.ELEM_TYPE_TRACK: "track",
+    features.ELEM_TYPE_CLUSTER: "cluster",
+    features.ELEM_TYPE_HIT: "hit",
+}
 
 
 def _element_columns(
     X: ak.Array, elem_type: int, names: tuple[str, ...], columns: dict
 ) -> Iterator[Quantity]:
     rows = X[X[:, :, features.COL_TYPE] == elem_type]
-    kind = "track" if elem_type == features.ELEM_TYPE_TRACK else "cluster"
+    kind = _KIND[elem_type]
     for name, limits in columns.items():
         yield f"X {kind} {name}", rows[:, :, names.index(name)], limits
 
@@ -130,6 +137,7 @@ def _shard_quantities(events: ak.Array) -> Iterator[Quantity]:
     yield from _element_columns(
         events.X, features.ELEM_TYPE_CLUSTER, features.CLUSTER_FEATURES, CLUSTER_COLUMNS
     )
+    yield from _element_columns(events.X, features.ELEM_TYPE_HIT, features.HIT_FEATURES, HIT_COLUMNS)
     for field in ("ytarget", "ycand"):
         for name, limits in PARTICLE_COLUMNS.items():
             yield f"{field} {name}", events[field][:, :, targets.PARTICLE_COLUMNS.index(name)], limits

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_TRACK
+from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK
 
 # Classes (upstream CLASS_LABELS["clic"]): index i of the target's `class` column <-> PDG id below.
 CLASS_PDGS = (0, 211, 130, 22, 11, 13)
@@ -62,13 +62,14 @@ def pdg_to_class(pdg: np.ndarray, charge: np.ndarray, elem_type: np.ndarray) -> 
     """Class index per element: `map_pdgid_to_candid` then the relabelling by element type.
 
     0 -> none; photon, electron, muon kept; other charged -> charged hadron, other neutral -> neutral hadron.
-    On tracks neutral hadrons and photons become charged hadrons; on clusters electrons and photons become
-    photons and everything else a neutral hadron.
+    On tracks neutral hadrons and photons become charged hadrons; on clusters (and calorimeter hits, the
+    calorimeter elements of the hit level) electrons and photons become photons and everything else a neutral
+    hadron.
     """
     apdg = np.abs(pdg)
     cand = np.where(np.isin(apdg, (0, 22, 11, 13)), apdg, np.where(charge != 0, 211, 130))
     on_track = elem_type == ELEM_TYPE_TRACK
-    on_cluster = elem_type == ELEM_TYPE_CLUSTER
+    on_cluster = (elem_type == ELEM_TYPE_CLUSTER) | (elem_type == ELEM_TYPE_HIT)
     cand = np.where(on_track & np.isin(cand, (130, 22)), 211, cand)
     cand = np.where(on_cluster & (cand != 0), np.where(np.isin(cand, (11, 22)), 22, 130), cand)
     lookup = np.zeros(max(CLASS_PDGS) + 1, dtype=np.int64)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mlpf.data import ranges
-from mlpf.data.features import COL_TYPE, ELEM_TYPE_CLUSTER, ELEM_TYPE_TRACK, N_FEATURES
+from mlpf.data.features import COL_TYPE, ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK, N_FEATURES
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, read_metadata
 from mlpf.data.targets import CLASS_NAMES, PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
@@ -58,7 +58,7 @@ def _fractions(classes: np.ndarray) -> dict[str, float]:
 def summarise_sample(paths: list[Path]) -> dict[str, Any]:
     """Summary and checks of the shards of one sample."""
     n_events = 0
-    n_elements, n_tracks, n_clusters = 0, 0, 0
+    n_elements, n_tracks, n_clusters, n_hits = 0, 0, 0, 0
     max_elements = 0
     target_classes, cand_classes = [], []
     finite = True
@@ -75,6 +75,7 @@ def summarise_sample(paths: list[Path]) -> dict[str, Any]:
         n_elements += len(X)
         n_tracks += int((X[:, COL_TYPE] == ELEM_TYPE_TRACK).sum())
         n_clusters += int((X[:, COL_TYPE] == ELEM_TYPE_CLUSTER).sum())
+        n_hits += int((X[:, COL_TYPE] == ELEM_TYPE_HIT).sum())
         if len(events):
             max_elements = max(max_elements, int(ak.max(ak.num(events.X, axis=1))))
         target_classes.append(yt[:, 0])
@@ -108,6 +109,7 @@ def summarise_sample(paths: list[Path]) -> dict[str, Any]:
         "elements": n_elements,
         "tracks": n_tracks,
         "clusters": n_clusters,
+        "hits": n_hits,
         "elements_per_event_mean": n_elements / max(n_events, 1),
         "elements_per_event_max": max_elements,
         "target_class_fractions": _fractions(yt_cls),
@@ -117,6 +119,7 @@ def summarise_sample(paths: list[Path]) -> dict[str, Any]:
         "visible_particles_dropped": int(stats.get("dropped_particles", 0)),
         "visible_particles_merged": int(stats.get("merged_particles", 0)),
         "clusters_skipped_zero_energy": int(stats.get("clusters_skipped_zero_energy", 0)),
+        "hits_skipped_zero_energy": int(stats.get("hits_skipped_zero_energy", 0)),
         "pfos_unplaced": int(stats.get("pfos_unplaced", 0)),
         "checks": checks,
         "ok": all(checks.values()),
@@ -143,7 +146,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"{name}: {s['events']} events, {s['elements_per_event_mean']:.1f} elements/event "
             f"(max {s['elements_per_event_max']}), {s['tracks']} tracks, {s['clusters']} clusters, "
-            f"target coverage {coverage}, {s['visible_particles_dropped']} visible particles dropped; "
+            + (f"{s['hits']} calorimeter hits, " if s["hits"] else "")
+            + f"target coverage {coverage}, {s['visible_particles_dropped']} visible particles dropped; "
             + ("all checks pass" if not failed else f"FAILED: {', '.join(failed)}")
         )
         fractions = ", ".join(f"{k} {v:.3f}" for k, v in s["target_class_fractions"].items())

@@ -36,7 +36,7 @@ class EventCollections:
     )  # pdg, generator_status, simulator_status, charge, mass, px, py, pz, energy, parents, daughters
     tracks: ak.Array  # type, chi2, ndf, dedx, dedx_error, radius_innermost_hit, ip: {...}, calo: {...}
     clusters: ak.Array  # type, energy, x, y, z, itheta, phi, hits
-    hits: ak.Array  # energy, x, y, z, time, subdetector, collection
+    hits: ak.Array  # energy, x, y, z, time, subdetector, collection (+ type if read_hit_type)
     pfos: ak.Array  # pdg, charge, energy, px, py, pz, mass, tracks, clusters
     calo_links: ak.Array  # hit, particle, weight
     track_links: ak.Array  # track, particle, weight
@@ -114,9 +114,14 @@ class _Resolver:
 class Edm4hepFile:
     """An open EDM4HEP file: its layout, event count and chunked reading of the MLPF collections."""
 
-    def __init__(self, path: str | Path, collections: names.CollectionNames | None = None) -> None:
+    def __init__(
+        self, path: str | Path, collections: names.CollectionNames | None = None, read_hit_type: bool = False
+    ) -> None:
+        """`read_hit_type` adds the hits' `type` (the CalorimeterHitType code, with the layer) to `hits`; the
+        hit level needs it, the cluster level does not read it."""
         self.path = Path(path)
         self.c = collections or names.CollectionNames()
+        self.read_hit_type = read_hit_type
         self._span_cache: dict[str, tuple[int, int, ak.Array]] = {}
         if not self.path.is_file():
             raise InputFileError("no such file", path=self.path)
@@ -285,8 +290,9 @@ class Edm4hepFile:
             out.append(m(link, "weight"))
             role = self.c.role_of(link) or "calo_link"
             out.extend(f"{lay.relation(link, end, role)}.{f}" for end in ("from", "to") for f in _REF)
+        hit_leaves = ("energy", "time", "position.x", "position.y", "position.z")
         for hits in self.c.calo_hits:
-            out.extend(m(hits, f) for f in ("energy", "time", "position.x", "position.y", "position.z"))
+            out.extend(m(hits, f) for f in hit_leaves + (("type",) if self.read_hit_type else ()))
         return out
 
     # -- collections ------------------------------------------------------------------------------------------
@@ -454,6 +460,7 @@ class Edm4hepFile:
         columns = {f: np.zeros(total, np.float32) for f in ("energy", "x", "y", "z", "time")}
         subdetector = np.zeros(total, np.int8)
         collection = np.zeros(total, np.int8)
+        hit_type = np.zeros(total, np.int32) if self.read_hit_type else None
         leaves = {"energy": "energy", "x": "position.x", "y": "position.y", "z": "position.z", "time": "time"}
         for k, c in enumerate(hit_names):
             n_k = counts[:, k]
@@ -464,7 +471,10 @@ class Edm4hepFile:
                 columns[name][dest] = chunk.flat(m(c, leaf))
             subdetector[dest] = names.subdetector_of(c)
             collection[dest] = k
-        record = ak.zip({**columns, "subdetector": subdetector, "collection": collection})
+            if hit_type is not None and chunk.has(m(c, "type")):
+                hit_type[dest] = chunk.flat(m(c, "type"))
+        extra = {} if hit_type is None else {"type": hit_type}
+        record = ak.zip({**columns, "subdetector": subdetector, "collection": collection, **extra})
         return ak.unflatten(record, per_event)
 
     def _pfos(self, chunk: _Chunk, trk_resolver: _Resolver, cl_resolver: _Resolver) -> ak.Array:

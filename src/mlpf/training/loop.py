@@ -28,8 +28,9 @@ import platform
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -202,6 +203,52 @@ def _tensorboard(output_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(output_dir / "tensorboard"))
 
 
+@dataclass
+class _Setup:
+    """What a run is and where it runs: validated settings, inputs and split, device, place under DDP."""
+
+    model_settings: dict[str, Any]
+    settings: dict[str, Any]
+    dataset_settings: dict[str, Any]
+    seed: int
+    train_files: list[str]
+    output_dir: Path
+    n_threads: int
+    rank: int
+    world_size: int
+    device: torch.device
+    train_set: ParquetEventDataset
+    val_set: ParquetEventDataset
+    sampler: BucketBatchSampler
+    total_steps: int
+    started: float  # perf_counter() when this process started the run
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def resume_path(self) -> Path:
+        return self.output_dir / RESUME_CHECKPOINT
+
+
+@dataclass
+class _State:
+    """What changes as the run goes: the model and its optimisation, the position, the history."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    n_params: int
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    elapsed_before: float = 0.0  # seconds trained by earlier processes of a resumed run
+    history: list[dict[str, Any]] = field(default_factory=list)
+    accum: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("loss", *LOSS_TERMS), 0.0))
+
+
 def train(
     train_paths: Sequence[str | Path],
     output_dir: str | Path,
@@ -224,14 +271,64 @@ def train(
     (default: `seed`) draws the validation split, so trainings that differ only in their seed can be
     validated on the same events. Returns a summary dict with `finished`.
     """
-    t_start = time.perf_counter()
+    setup = _prepare(
+        train_paths,
+        output_dir,
+        model_settings,
+        training_settings,
+        dataset_settings,
+        seed,
+        threads,
+        split_seed,
+    )
+    state = _build(setup)
+    if resume and setup.resume_path.is_file():
+        _resume(setup, state)
+    flag = _StopFlag()
+    with _handle_sigterm(flag), _Reporter(setup, state.global_step) as reporter:
+        _run_epochs(setup, state, flag, reporter, stop_after_steps, epoch_callback)
+    summary = {
+        "finished": not flag.stop,
+        "stop_reason": flag.reason,
+        "global_step": state.global_step,
+        "epoch": state.epoch,
+        "elapsed_s": _elapsed(setup, state),
+    }
+    if flag.stop:
+        if setup.is_main:
+            save_checkpoint(setup.resume_path, _checkpoint(setup, state, finished=False))
+            log.warning(
+                "stopped (%s) at step %d; resume with --resume from %s",
+                flag.reason,
+                state.global_step,
+                setup.resume_path,
+            )
+        return summary
+    if setup.is_main:
+        _write_outputs(setup, state)
+    if setup.world_size > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def _prepare(
+    train_paths: Sequence[str | Path],
+    output_dir: str | Path,
+    model_settings: dict[str, Any] | None,
+    training_settings: dict[str, Any] | None,
+    dataset_settings: dict[str, Any] | None,
+    seed: int,
+    threads: int | None,
+    split_seed: int | None,
+) -> _Setup:
+    """Validate the settings, claim the threads and the device, read the inputs and split them."""
+    started = time.perf_counter()
     model_settings = validate_section("model", model_settings or {}, source="--model-settings")
     settings = validate_section("training", training_settings or {}, source="--settings")
     dataset_settings = validate_section("dataset", dataset_settings or {}, source="--dataset-settings")
-    output_dir = Path(output_dir)
     n_threads = set_threads(threads)
     rank, world_size, device = _init_distributed(settings["device"])
-    is_main = rank == 0
 
     data = ParquetEventDataset(train_paths)
     train_idx, val_idx = train_validation_split(
@@ -241,203 +338,267 @@ def train(
     sampler = BucketBatchSampler(
         train_set.sizes(), settings["batch_size"], seed, rank=rank, world_size=world_size
     )
-    steps_per_epoch = len(sampler)
-    if steps_per_epoch == 0:
+    if len(sampler) == 0:
         raise MlpfError(f"too few training events ({len(train_set)}) for {world_size} process(es)")
-    total_steps = settings["epochs"] * steps_per_epoch
+    total_steps = settings["epochs"] * len(sampler)
     if settings["max_steps"]:
         total_steps = min(total_steps, settings["max_steps"])
+    return _Setup(
+        model_settings=model_settings,
+        settings=settings,
+        dataset_settings=dataset_settings,
+        seed=seed,
+        train_files=[str(p) for p in train_paths],
+        output_dir=Path(output_dir),
+        n_threads=n_threads,
+        rank=rank,
+        world_size=world_size,
+        device=device,
+        train_set=train_set,
+        val_set=val_set,
+        sampler=sampler,
+        total_steps=total_steps,
+        started=started,
+    )
 
-    torch.manual_seed(seed)
+
+def _build(setup: _Setup) -> _State:
+    """The model (seeded), AdamW, the learning-rate schedule and the gradient scaler, at step 0."""
+    settings = setup.settings
+    torch.manual_seed(setup.seed)
     # Same config, same weights: without this, two CPU trainings of the default run with 2 threads diverged
     # within the first epoch (a kernel with a thread-order-dependent reduction); with it they are identical
     # at no measured cost in speed. warn_only: an op with no deterministic implementation warns, not fails.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model = build_model(model_settings).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
+    model = build_model(setup.model_settings).to(setup.device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings["learning_rate"], weight_decay=settings["weight_decay"]
     )
-    warmup = round(settings["warmup_fraction"] * total_steps)
+    warmup = round(settings["warmup_fraction"] * setup.total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(total_steps, warmup, settings["lr_schedule"], settings["min_lr_ratio"])
+        optimizer, lr_lambda(setup.total_steps, warmup, settings["lr_schedule"], settings["min_lr_ratio"])
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=settings["precision"] == "fp16")
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=settings["precision"] == "fp16")
+    n_params = sum(p.numel() for p in model.parameters())
+    return _State(model, optimizer, scheduler, scaler, n_params)
 
-    epoch, step_in_epoch, global_step, elapsed_before = 0, 0, 0, 0.0
-    history: list[dict[str, Any]] = []
-    accum = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
-    resume_path = output_dir / RESUME_CHECKPOINT
-    if resume and resume_path.is_file():
-        state = load_checkpoint(resume_path)
-        same = (
-            state["model_settings"] == model_settings
-            and state["training_settings"] == settings
-            and state["dataset_settings"] == dataset_settings
-            and state["seed"] == seed
-            and state["train_files"] == [str(p) for p in train_paths]
+
+def _resume(setup: _Setup, state: _State) -> None:
+    """Continue from the resumable checkpoint, which must come from the same settings, seed and inputs."""
+    saved = load_checkpoint(setup.resume_path)
+    same = (
+        saved["model_settings"] == setup.model_settings
+        and saved["training_settings"] == setup.settings
+        and saved["dataset_settings"] == setup.dataset_settings
+        and saved["seed"] == setup.seed
+        and saved["train_files"] == setup.train_files
+    )
+    if not same:
+        raise MlpfError(
+            "settings, seed or inputs differ from the checkpoint's; cannot resume", path=setup.resume_path
         )
-        if not same:
-            raise MlpfError(
-                "settings, seed or inputs differ from the checkpoint's; cannot resume", path=resume_path
-            )
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        scaler.load_state_dict(state["scaler_state"])
-        torch.set_rng_state(state["rng_state"])
-        if device.type == "cuda" and state.get("cuda_rng_state") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
-        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        history, accum, elapsed_before = state["history"], state["accum"], state["elapsed_s"]
-        log.info("resuming from %s at epoch %d, step %d", resume_path, epoch, global_step)
+    state.model.load_state_dict(saved["model_state"])
+    state.optimizer.load_state_dict(saved["optimizer_state"])
+    state.scheduler.load_state_dict(saved["scheduler_state"])
+    state.scaler.load_state_dict(saved["scaler_state"])
+    torch.set_rng_state(saved["rng_state"])
+    if setup.device.type == "cuda" and saved.get("cuda_rng_state") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng_state"], setup.device)
+    state.epoch, state.step_in_epoch = saved["epoch"], saved["step_in_epoch"]
+    state.global_step, state.elapsed_before = saved["global_step"], saved["elapsed_s"]
+    state.history, state.accum = saved["history"], saved["accum"]
+    log.info("resuming from %s at epoch %d, step %d", setup.resume_path, state.epoch, state.global_step)
 
-    net: torch.nn.Module = model
-    if world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
 
-    def state_dict(finished: bool) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "finished": finished,
-            "model_settings": model_settings,
-            "training_settings": settings,
-            "dataset_settings": dataset_settings,
-            "seed": seed,
-            "train_files": [str(p) for p in train_paths],
-            "model_state": model.state_dict(),
-            "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict(),
-            "scaler_state": scaler.state_dict(),
-            "rng_state": torch.get_rng_state(),
-            "cuda_rng_state": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "history": history,
-            "accum": accum,
-            "elapsed_s": elapsed_before + time.perf_counter() - t_start,
-            "n_params": n_params,
-            "provenance": provenance(
-                {"model": model_settings, "training": settings, "dataset": dataset_settings}, seed=seed
-            ),
-        }
+def _elapsed(setup: _Setup, state: _State) -> float:
+    """Seconds trained so far, earlier processes of a resumed run included."""
+    return state.elapsed_before + time.perf_counter() - setup.started
 
-    flag = _StopFlag()
-    bar = progress_bar("train", total=total_steps, unit="step") if is_main else None
-    writer = _tensorboard(output_dir) if is_main else None
-    if bar is not None:
-        bar.update(global_step)
-    net.train()
-    with _handle_sigterm(flag):
-        while global_step < total_steps and epoch < settings["epochs"]:
-            sampler.set_epoch(epoch)
-            batches = sampler.batches()
-            for indices in batches[step_in_epoch:]:
-                batch = _to(collate([train_set[i] for i in indices]), device)
-                with autocast_context(device, settings["precision"]):
-                    outputs = net(batch["X"], batch["mask"])
-                loss, terms = mlpf_loss(outputs, batch, settings)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if settings["grad_clip"] > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step_in_epoch += 1
-                global_step += 1
-                accum["loss"] += float(loss.detach())
-                for k, v in terms.items():
-                    accum[k] += float(v)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.3f}")
-                if stop_after_steps is not None and global_step >= stop_after_steps:
-                    flag.stop, flag.reason = True, "stop_after_steps"
-                if flag.stop or global_step >= total_steps:
-                    break
-                if (
-                    is_main
-                    and settings["checkpoint_every"]
-                    and global_step % settings["checkpoint_every"] == 0
-                ):
-                    save_checkpoint(resume_path, state_dict(finished=False))
-            epoch_done = step_in_epoch >= len(batches) or global_step >= total_steps
-            if epoch_done:
-                row = _epoch_row(epoch, global_step, step_in_epoch, scheduler, accum, world_size)
-                row.update(validate(model, val_set, settings, device, settings["precision"]))
-                row["elapsed_s"] = elapsed_before + time.perf_counter() - t_start
-                history.append(row)
-                epoch, step_in_epoch = epoch + 1, 0
-                accum = dict.fromkeys(accum, 0.0)
-                if is_main:
-                    log.info("epoch %d: %s", row["epoch"], json.dumps(row))
-                    if writer is not None:
-                        for key, value in row.items():
-                            if key not in ("epoch", "step"):
-                                writer.add_scalar(key, value, global_step)
-                        writer.flush()
-                    write_text_atomic(output_dir / "history.csv", _history_csv(history))
-                if epoch_callback is not None and _callback_says_stop(
-                    epoch_callback, row, is_main, world_size, device
-                ):
-                    flag.stop, flag.reason = True, "epoch_callback"
-            if flag.stop:
-                break
-            if is_main and epoch_done:
-                save_checkpoint(resume_path, state_dict(finished=False))
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
 
-    elapsed = elapsed_before + time.perf_counter() - t_start
-    summary = {
-        "finished": not flag.stop,
-        "stop_reason": flag.reason,
-        "global_step": global_step,
-        "epoch": epoch,
-        "elapsed_s": elapsed,
+def _checkpoint(setup: _Setup, state: _State, finished: bool) -> dict[str, Any]:
+    """Everything needed to rebuild the model and to resume exactly where the run stands."""
+    device = setup.device
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "finished": finished,
+        "model_settings": setup.model_settings,
+        "training_settings": setup.settings,
+        "dataset_settings": setup.dataset_settings,
+        "seed": setup.seed,
+        "train_files": setup.train_files,
+        "model_state": state.model.state_dict(),
+        "optimizer_state": state.optimizer.state_dict(),
+        "scheduler_state": state.scheduler.state_dict(),
+        "scaler_state": state.scaler.state_dict(),
+        "rng_state": torch.get_rng_state(),
+        "cuda_rng_state": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "epoch": state.epoch,
+        "step_in_epoch": state.step_in_epoch,
+        "global_step": state.global_step,
+        "history": state.history,
+        "accum": state.accum,
+        "elapsed_s": _elapsed(setup, state),
+        "n_params": state.n_params,
+        "provenance": provenance(
+            {"model": setup.model_settings, "training": setup.settings, "dataset": setup.dataset_settings},
+            seed=setup.seed,
+        ),
     }
-    if flag.stop:
-        if is_main:
-            save_checkpoint(resume_path, state_dict(finished=False))
-            log.warning(
-                "stopped (%s) at step %d; resume with --resume from %s", flag.reason, global_step, resume_path
-            )
-        return summary
 
-    if is_main:
-        final = state_dict(finished=True)
-        save_checkpoint(output_dir / FINAL_CHECKPOINT, final)
-        save_checkpoint(resume_path, final)
-        write_text_atomic(output_dir / "history.csv", _history_csv(history))
-        info = {
-            "model": model_settings,
-            "n_params": n_params,
-            "training": settings,
-            "dataset": dataset_settings,
-            "seed": seed,
-            "train_files": [str(p) for p in train_paths],
-            "train_event_source": merge_records([read_metadata(p).get("event_source") for p in train_paths]),
-            "n_train_events": len(train_set),
-            "n_validation_events": len(val_set),
-            "steps": global_step,
-            "epochs": epoch,
-            "training_time_s": round(elapsed, 3),
-            "hardware": _hardware(device, n_threads, world_size),
-            "final": history[-1] if history else {},
-            "provenance": final["provenance"],
-        }
-        write_text_atomic(output_dir / "model.json", json.dumps(info, indent=2, default=str) + "\n")
-    if world_size > 1 and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
+
+class _Reporter:
+    """Progress bar and TensorBoard scalars of the main process (the other ranks report nothing)."""
+
+    def __init__(self, setup: _Setup, start_step: int) -> None:
+        self.bar = progress_bar("train", total=setup.total_steps, unit="step") if setup.is_main else None
+        self.writer = _tensorboard(setup.output_dir) if setup.is_main else None
+        if self.bar is not None:
+            self.bar.update(start_step)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def step(self, epoch: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+
+    def epoch(self, row: dict[str, Any], global_step: int) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key not in ("epoch", "step"):
+                self.writer.add_scalar(key, value, global_step)
+        self.writer.flush()
+
+
+def _run_epochs(
+    setup: _Setup,
+    state: _State,
+    flag: _StopFlag,
+    reporter: _Reporter,
+    stop_after_steps: int | None,
+    epoch_callback: Callable[[dict[str, Any]], bool | None] | None,
+) -> None:
+    """Epochs from where the state stands until the last step, or until `flag` says stop (SIGTERM,
+    `stop_after_steps`, the epoch callback); a resumable checkpoint after every finished epoch."""
+    net = _parallel(setup, state.model)
+    net.train()
+    while state.global_step < setup.total_steps and state.epoch < setup.settings["epochs"]:
+        setup.sampler.set_epoch(state.epoch)
+        batches = setup.sampler.batches()
+        for indices in batches[state.step_in_epoch :]:
+            loss = _optimiser_step(setup, state, net, indices)
+            reporter.step(state.epoch, loss)
+            if stop_after_steps is not None and state.global_step >= stop_after_steps:
+                flag.stop, flag.reason = True, "stop_after_steps"
+            if flag.stop or state.global_step >= setup.total_steps:
+                break
+            every = setup.settings["checkpoint_every"]
+            if setup.is_main and every and state.global_step % every == 0:
+                save_checkpoint(setup.resume_path, _checkpoint(setup, state, finished=False))
+        epoch_done = state.step_in_epoch >= len(batches) or state.global_step >= setup.total_steps
+        if epoch_done and _end_epoch(setup, state, reporter, epoch_callback):
+            flag.stop, flag.reason = True, "epoch_callback"
+        if flag.stop:
+            break
+        if setup.is_main and epoch_done:
+            save_checkpoint(setup.resume_path, _checkpoint(setup, state, finished=False))
+
+
+def _parallel(setup: _Setup, model: torch.nn.Module) -> torch.nn.Module:
+    """The model wrapped in DistributedDataParallel under torchrun, else the model itself."""
+    if setup.world_size <= 1:
+        return model
+    device = setup.device
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def _optimiser_step(setup: _Setup, state: _State, net: torch.nn.Module, indices: Sequence[int]) -> float:
+    """One batch forward and backward, one optimiser and scheduler step; returns the batch loss."""
+    settings = setup.settings
+    batch = _to(collate([setup.train_set[i] for i in indices]), setup.device)
+    with autocast_context(setup.device, settings["precision"]):
+        outputs = net(batch["X"], batch["mask"])
+    loss, terms = mlpf_loss(outputs, batch, settings)
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    if settings["grad_clip"] > 0:
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), settings["grad_clip"])
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.scheduler.step()
+    state.step_in_epoch += 1
+    state.global_step += 1
+    value = float(loss.detach())
+    state.accum["loss"] += value
+    for k, v in terms.items():
+        state.accum[k] += float(v)
+    return value
+
+
+def _end_epoch(
+    setup: _Setup,
+    state: _State,
+    reporter: _Reporter,
+    epoch_callback: Callable[[dict[str, Any]], bool | None] | None,
+) -> bool:
+    """Validate, record the epoch's history row (log, TensorBoard, history.csv) and move to the next epoch;
+    returns whether the epoch callback asks to stop."""
+    row = _epoch_row(
+        state.epoch, state.global_step, state.step_in_epoch, state.scheduler, state.accum, setup.world_size
+    )
+    row.update(
+        validate(state.model, setup.val_set, setup.settings, setup.device, setup.settings["precision"])
+    )
+    row["elapsed_s"] = _elapsed(setup, state)
+    state.history.append(row)
+    state.epoch, state.step_in_epoch = state.epoch + 1, 0
+    state.accum = dict.fromkeys(state.accum, 0.0)
+    if setup.is_main:
+        log.info("epoch %d: %s", row["epoch"], json.dumps(row))
+        reporter.epoch(row, state.global_step)
+        write_text_atomic(setup.output_dir / "history.csv", _history_csv(state.history))
+    if epoch_callback is None:
+        return False
+    return _callback_says_stop(epoch_callback, row, setup.is_main, setup.world_size, setup.device)
+
+
+def _write_outputs(setup: _Setup, state: _State) -> None:
+    """The final checkpoint (also the resumable state: a retry finds the run finished), history and model.json."""
+    final = _checkpoint(setup, state, finished=True)
+    save_checkpoint(setup.output_dir / FINAL_CHECKPOINT, final)
+    save_checkpoint(setup.resume_path, final)
+    write_text_atomic(setup.output_dir / "history.csv", _history_csv(state.history))
+    info = {
+        "model": setup.model_settings,
+        "n_params": state.n_params,
+        "training": setup.settings,
+        "dataset": setup.dataset_settings,
+        "seed": setup.seed,
+        "train_files": setup.train_files,
+        "train_event_source": merge_records(
+            [read_metadata(p).get("event_source") for p in setup.train_files]
+        ),
+        "n_train_events": len(setup.train_set),
+        "n_validation_events": len(setup.val_set),
+        "steps": state.global_step,
+        "epochs": state.epoch,
+        "training_time_s": round(final["elapsed_s"], 3),
+        "hardware": _hardware(setup.device, setup.n_threads, setup.world_size),
+        "final": state.history[-1] if state.history else {},
+        "provenance": final["provenance"],
+    }
+    write_text_atomic(setup.output_dir / "model.json", json.dumps(info, indent=2, default=str) + "\n")
 
 
 def _callback_says_stop(

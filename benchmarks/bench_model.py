@@ -8,6 +8,10 @@
    subprocess; on CPU the peak is the growth of the resident set size during the call (peak reset through
    /proc/self/clear_refs), on
    CUDA `torch.cuda.max_memory_allocated`.
+3. With --baseline-pf, the fast simulation's rule-based particle flow (mlpf.sim.pfa) per event at the same
+   sizes, next to the networks (paper Fig. 10 compares MLPF with the baseline's time per event): ttbar events
+   with as many gamma gamma -> hadrons interactions overlaid as reach the size, timed on one thread (the
+   baseline is numpy code without threads).
 
 Usage:
     python benchmarks/bench_model.py --threads 2 [--device cuda] [--quick] [--json results.json]
@@ -230,6 +234,38 @@ def _scaling_point(kind: str, settings: dict[str, Any], N: int, device: torch.de
     }
 
 
+# Elements of a fastsim ttbar event and per overlaid gamma gamma -> hadrons interaction (fastsim ttbar: ~140 tracks
+# and clusters per event, PU10: ~320), to pick the pile-up that brings an event to a wanted size.
+TTBAR_ELEMENTS, ELEMENTS_PER_INTERACTION = 140, 18
+
+
+def bench_baseline_pf(sizes: Sequence[int], repeats: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Time per event of the fast simulation's baseline PF on events of about each size (one event each)."""
+    from mlpf.sim.pfa import particle_flow
+    from mlpf.sim.pipeline import simulate
+
+    settings = validate_section("fastsim", {})
+    rows = []
+    for n in sizes:
+        pileup = max(0.0, (n - TTBAR_ELEMENTS) / ELEMENTS_PER_INTERACTION)
+        event = simulate("ttbar_pu10", 1, seed, {**settings, "pileup_mean": pileup}, show_progress=False)
+        n_elements = len(event.tracks.evt) + len(event.clusters.evt)
+        times = _timings(
+            lambda ev=event: particle_flow(ev.tracks, ev.clusters, ev.hits), repeats, 1, torch.device("cpu")
+        )
+        rows.append(
+            {
+                "model": "baseline_pf",
+                "N": n_elements,
+                "requested_N": n,
+                "infer_ms": 1e3 * statistics.median(times),
+                "infer_ms_best": 1e3 * min(times),
+                "threads": 1,
+            }
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -247,6 +283,9 @@ def main() -> int:
         "--sizes", default=None, help="comma-separated N of the scaling (default 256,...,10240)"
     )
     parser.add_argument("--json", default=None, help="write all figures to this JSON file")
+    parser.add_argument(
+        "--baseline-pf", action="store_true", help="also time the fast simulation's baseline PF at the sizes"
+    )
     parser.add_argument("--point", default=None, help=argparse.SUPPRESS)  # internal: one scaling point
     args = parser.parse_args()
     if args.threads:
@@ -308,6 +347,13 @@ def main() -> int:
                 results["scaling"].append(r)
                 print(
                     f"| {kind} | {n} | {r['infer_ms']:.1f} ({r['infer_ms_best']:.1f}) | {r['peak_extra_mb']:.0f} |",
+                    flush=True,
+                )
+        if args.baseline_pf:
+            for r in bench_baseline_pf(sizes, repeats):
+                results["scaling"].append(r)
+                print(
+                    f"| baseline_pf | {r['N']} | {r['infer_ms']:.1f} ({r['infer_ms_best']:.1f}) | |",
                     flush=True,
                 )
     if args.json:

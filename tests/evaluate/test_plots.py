@@ -141,15 +141,20 @@ def test_timing_figure_reads_the_model_benchmark_output(tmp_path: Path) -> None:
     subprocess.run(
         [
             *(sys.executable, str(script), "--skip-throughput", "--threads", "1", "--repeats", "1"),
-            *("--sizes", "32,64", "--model-settings", settings, "--json", str(out)),
+            *("--sizes", "32,64,600", "--model-settings", settings, "--json", str(out), "--baseline-pf"),
         ],
         check=True,
         capture_output=True,
     )
     frame = read_timing(out)
-    assert sorted(set(frame["label"])) == ["gnn_lsh", "transformer"]
-    assert sorted(set(frame["n_elements"])) == [32, 64]
+    assert sorted(set(frame["label"])) == ["baseline_pf", "gnn_lsh", "transformer"]
+    networks = frame[frame["label"] != "baseline_pf"]
+    assert sorted(set(networks["n_elements"])) == [32, 64, 600]
     assert (frame["time_ms"] > 0).all()
+    # the baseline's events: a ttbar event, with pile-up overlaid to reach the larger size
+    pf = frame[frame["label"] == "baseline_pf"].sort_values("n_elements")
+    assert len(pf) == 3
+    assert pf["n_elements"].iloc[-1] > 2 * pf["n_elements"].iloc[0]
 
 
 def test_timing_file_without_known_columns_is_an_error(tmp_path: Path) -> None:

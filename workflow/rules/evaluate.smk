@@ -67,7 +67,7 @@ rule model_timing:
         partial=lambda wildcards, output: f"{output.timing}.partial",
     shell:
         "python {params.script} --skip-throughput --threads {threads} --repeats 3 --sizes {params.sizes}"
-        " --model-settings {params.model:q} --json {params.partial} > {log} 2>&1"
+        " --baseline-pf --model-settings {params.model:q} --json {params.partial} > {log} 2>&1"
         " && mv {params.partial} {output.timing}"
 
 

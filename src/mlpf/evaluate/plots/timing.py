@@ -31,6 +31,13 @@ TIME_COLUMNS: tuple[tuple[str, float], ...] = (  # (column, factor to millisecon
     ("seconds", 1000.0),
 )
 LABEL_COLUMNS: tuple[str, ...] = ("label", "backend", "device", "model")
+# Legend text of the labels benchmarks/bench_model.py writes; other labels are shown as they are.
+DISPLAY_LABELS: dict[str, str] = {
+    "gnn_lsh": "MLPF GNN-LSH",
+    "transformer": "MLPF transformer",
+    "reference": "nn.TransformerEncoder (yardstick)",
+    "baseline_pf": "Baseline PF (fast simulation, 1 thread)",
+}
 
 
 def read_timing(path: str | Path) -> pd.DataFrame:
@@ -65,12 +72,16 @@ def read_timing(path: str | Path) -> pd.DataFrame:
 
 
 def plot_timing(paths: Sequence[str | Path], directory: Path) -> list[Path]:
-    """timing_scaling.{png,pdf}: inference time per event vs elements per event, log-log, one line per label."""
+    """timing_scaling.{png,pdf}: inference time per event vs elements per event, log-log, one line per label
+    (the MLPF backbones and, when timed, the baseline PF: paper Fig. 10)."""
     frame = pd.concat([read_timing(p) for p in paths], ignore_index=True)
+    frame = frame.sort_values(["label", "n_elements"])  # measured sizes differ per label (the PF's events)
     fig, ax, _ = new_figure()
     for label, group in frame.groupby("label", sort=True):
         mean = group.groupby("n_elements")["time_ms"].mean().sort_index()
-        ax.plot(mean.index.to_numpy(), mean.to_numpy(), marker="o", label=str(label))
+        ax.plot(
+            mean.index.to_numpy(), mean.to_numpy(), marker="o", label=DISPLAY_LABELS.get(label, str(label))
+        )
     if len(frame):
         n = np.sort(frame["n_elements"].unique())
         ref = frame.loc[frame["n_elements"] == n[0], "time_ms"].mean()

@@ -50,6 +50,7 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
         {
             "model": {"name": "m1", "type": "transformer", "calorimeter_features": True},
             "n_params": 123456,
+            "n_derived_inputs": 41,
             "epochs": 7,
             "training_time_s": 7260.0,
             "hardware": {"gpu": "NVIDIA H100", "world_size": 2},
@@ -88,7 +89,7 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
     assert "best 1.500" in card
     assert "R = 0.7" in card
     assert "simulation only" in card.lower()
-    assert "17 features and 37 derived from its calorimeter point" in card
+    assert "17 features and 41 derived from its calorimeter point" in card
 
 
 def test_card_tolerates_missing_model_info(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from mlpf.cli import main
 from mlpf.errors import MlpfError
+from mlpf.model.geometry import N_CALORIMETER_FEATURES
 from mlpf.runtime import CHECKPOINT_FORMAT, checkpoint_checksum, load_checkpoint, save_checkpoint
 from mlpf.training.loop import train
 from model._synthetic import write_parquet
@@ -62,6 +63,7 @@ def test_train_writes_outputs_and_learns(shards: list[Path], tmp_path: Path) -> 
     assert info["n_params"] == sum(v.numel() for v in _weights(tmp_path / "checkpoint.pt").values())
     assert info["n_validation_events"] == 16
     assert info["hardware"]["threads"] == 1
+    assert info["n_derived_inputs"] == N_CALORIMETER_FEATURES  # calorimeter_features is on by default
 
 
 def test_same_seed_same_weights_and_resume_is_exact(shards: list[Path], tmp_path: Path) -> None:

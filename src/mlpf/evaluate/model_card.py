@@ -161,15 +161,15 @@ def _class_table(metrics: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _derived_inputs(model: dict[str, Any]) -> str:
-    """The inputs the model derives from the 17 features (model.calorimeter_features, docs/model.md)."""
+def _derived_inputs(model: dict[str, Any], info: dict[str, Any]) -> str:
+    """The inputs the model derives from the 17 features (model.calorimeter_features, docs/model.md); their
+    number comes from the training's model info (older ones do not record it)."""
     if not model.get("calorimeter_features"):
         return ""
-    from mlpf.model.geometry import N_CALORIMETER_FEATURES  # torch: only when the card needs the number
-
+    count = info.get("n_derived_inputs")
     return (
-        f" and {N_CALORIMETER_FEATURES} derived from its calorimeter point (tracks: helix extrapolated to the"
-        " ECAL front face) and the elements around it"
+        f" and {count if count else 'more inputs'} derived from its calorimeter point (tracks: helix extrapolated"
+        " to the ECAL front face) and the elements around it"
     )
 
 
@@ -287,7 +287,7 @@ def render(
         f"- Trainable parameters: {f'{n_params:,}' if isinstance(n_params, int) else NOT_RECORDED}",
         f"- Software: mlpf-workflow {version or NOT_RECORDED}",
         (
-            f"- Inputs: per element (track or cluster) 17 features{_derived_inputs(model)}; outputs: one"
+            f"- Inputs: per element (track or cluster) 17 features{_derived_inputs(model, info)}; outputs: one"
             " particle or none per element."
         ),
         "- Formats: PyTorch checkpoint and ONNX export (`results/models/<name>/`).",

@@ -42,6 +42,7 @@ from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate, 
 from mlpf.data.parse import read_metadata
 from mlpf.errors import MlpfError
 from mlpf.model.factory import build_model
+from mlpf.model.geometry import N_CALORIMETER_FEATURES
 from mlpf.model.losses import LOSS_TERMS, mlpf_loss
 from mlpf.model.targets import decode
 from mlpf.progress import progress_bar
@@ -582,6 +583,8 @@ def _write_outputs(setup: _Setup, state: _State) -> None:
     info = {
         "model": setup.model_settings,
         "n_params": state.n_params,
+        # inputs the model computes from the element features (the model card reports them without torch)
+        "n_derived_inputs": N_CALORIMETER_FEATURES if setup.model_settings["calorimeter_features"] else 0,
         "training": setup.settings,
         "dataset": setup.dataset_settings,
         "seed": setup.seed,

@@ -8,12 +8,14 @@ import yaml
 from mlpf.config import (
     load_config,
     load_schema,
+    schema_default,
     settings_from_cli,
     validate_config,
     validate_section,
     validate_workflow_config,
 )
 from mlpf.errors import ConfigError
+from mlpf.sim.constants import ECAL_BARREL_RMIN, ECAL_ENDCAP_ZMIN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -195,3 +197,9 @@ def test_errors_name_the_command_line_when_an_override_set_the_key(config, overr
     with pytest.raises(ConfigError) as info:
         validate_workflow_config(config, FILES, overrides)
     assert str(info.value).startswith(f"{source}: ")
+
+
+def test_model_calorimeter_defaults_are_the_fastsim_ecal_front_face():
+    # the track extrapolation's default face (model section) is the ECAL of the detector the fastsim models
+    assert schema_default("model", "calorimeter_radius_mm") == ECAL_BARREL_RMIN
+    assert schema_default("model", "calorimeter_half_length_mm") == ECAL_ENDCAP_ZMIN

@@ -188,6 +188,11 @@ def section_schema(name: str) -> dict[str, Any]:
     return sub
 
 
+def schema_default(section: str, key: str) -> Any:
+    """The schema's default of one key of a section (e.g. a code default that must agree with the config's)."""
+    return copy.deepcopy(section_schema(section)["properties"][key]["default"])
+
+
 def validate_section(name: str, settings: dict[str, Any] | None, source: str = "config") -> dict[str, Any]:
     """Validate one section (e.g. the `fastsim` block a rule passes on) and fill its defaults."""
     instance = {} if settings is None else settings

@@ -22,18 +22,19 @@ import math
 
 import torch
 
+from mlpf.config import schema_default
 from mlpf.data.features import CLUSTER_FEATURES, TRACK_FEATURES
 from mlpf.model.cell_sums import cell_list_kernel_sums
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
-from mlpf.sim.constants import ECAL_BARREL_RMIN, ECAL_ENDCAP_ZMIN
 
 # Track columns of X used by the helix, and the cluster columns of its ECAL and HCAL energy.
 X_TAN_LAMBDA, X_OMEGA, X_Z0 = (TRACK_FEATURES.index(name) for name in ("tanLambda", "omega", "Z0"))
 X_CLUSTER_ECAL, X_CLUSTER_HCAL = (CLUSTER_FEATURES.index(name) for name in ("energy_ecal", "energy_hcal"))
 
-# CLIC_o3_v14 ECAL front face (barrel inner radius 1500 mm, endcap inner z 2307 mm; mlpf.sim.constants [K4GEO]).
-CALORIMETER_RADIUS_MM = ECAL_BARREL_RMIN
-CALORIMETER_HALF_LENGTH_MM = ECAL_ENDCAP_ZMIN
+# The ECAL front face the tracks are extrapolated to: the model section's defaults (CLIC_o3_v14, barrel inner
+# radius 1500 mm, endcap inner z 2307 mm), so that the function defaults and the configuration agree.
+CALORIMETER_RADIUS_MM = schema_default("model", "calorimeter_radius_mm")
+CALORIMETER_HALF_LENGTH_MM = schema_default("model", "calorimeter_half_length_mm")
 
 # Frequencies of the Fourier features: phi harmonics 1..32 resolve delta phi down to ~0.03 rad, the eta
 # frequencies (per unit eta) the same scale in eta; a track-cluster pair within a few ECAL cells then has a

@@ -2,7 +2,7 @@
 # on their validation split, run by hpo.n_workers parallel worker jobs that share one storage; then the best
 # configuration, the trial table, the study's figures and the default vs tuned comparison in results/hpo.
 #
-#   snakemake --cores all --configfile config/hpo.yaml results/hpo
+#   snakemake --cores all results/hpo --configfile config/hpo.yaml
 #
 # The study's storage (a journal file by default) is its state, not a job's output: a killed or rerun worker
 # continues the same study, and raising hpo.n_trials continues a finished one.

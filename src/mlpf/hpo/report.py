@@ -85,7 +85,7 @@ def best_overlay(study: optuna.Study, base_model_name: str) -> tuple[dict[str, A
         f"# Best configuration of study '{study.study_name}' (mlpf-workflow {__version__}): trial {best.number}",
         f"# of {len(study.trials)}, objective {best.value:.6g} on the validation split after {best.last_step} epochs.",
         "# A config overlay: read it on top of the configuration the study was run with, e.g.",
-        "#   snakemake --cores all --configfile config/hpo.yaml --configfile results/hpo/best.yaml",
+        "#   snakemake --cores all --configfile config/hpo.yaml results/hpo/best.yaml",
         "# model.name differs from the default model's, so both trained models coexist under results/.",
     ]
     text = "\n".join(header) + "\n" + yaml.safe_dump(overlay, sort_keys=True)

@@ -16,8 +16,12 @@ from mlpf.data.parse import parse_file
 def test_feature_names_defined_once():
     assert len(features.ELEMENT_FEATURES) == features.N_FEATURES == 17
     assert len(set(features.ELEMENT_FEATURES)) == 17
-    assert features.ELEMENT_FEATURES[features.COL_PT] == "pt/et"
-    assert features.ELEMENT_FEATURES[features.COL_ENERGY] == "p/energy"
+    assert features.ELEMENT_FEATURES[features.X_PT] == "pt/et"
+    assert features.ELEMENT_FEATURES[features.X_ENERGY] == "p/energy"
+    shared = {"type": features.X_TYPE, "eta": features.X_ETA, "sin_phi": features.X_SIN_PHI}
+    shared["cos_phi"] = features.X_COS_PHI  # the same column for every element type
+    for names in (features.TRACK_FEATURES, *features.CALORIMETER_FEATURES.values()):
+        assert all(names[column] == name for name, column in shared.items())
 
 
 def _track(omega, phi=0.3, tan_lambda=0.0, bfield=4.0):
@@ -33,23 +37,23 @@ def _track(omega, phi=0.3, tan_lambda=0.0, bfield=4.0):
 def test_track_pt_from_curvature():
     # pt = 0.3 B R with R = 1/|omega|: a 10 GeV track in 4 T has omega = 3e-4 * 4 / 10 per mm.
     x = _track([1.2e-4, -1.2e-4])
-    np.testing.assert_allclose(x[:, features.COL_PT], 10.0, rtol=1e-5)
+    np.testing.assert_allclose(x[:, features.X_PT], 10.0, rtol=1e-5)
     x2 = _track([1.2e-4], bfield=2.0)
-    np.testing.assert_allclose(x2[:, features.COL_PT], 5.0, rtol=1e-5)
-    assert np.all(x[:, features.COL_TYPE] == features.ELEM_TYPE_TRACK)
-    np.testing.assert_allclose(x[:, features.COL_SIN_PHI], np.sin(0.3), rtol=1e-6)
+    np.testing.assert_allclose(x2[:, features.X_PT], 5.0, rtol=1e-5)
+    assert np.all(x[:, features.X_TYPE] == features.ELEM_TYPE_TRACK)
+    np.testing.assert_allclose(x[:, features.X_SIN_PHI], np.sin(0.3), rtol=1e-6)
 
 
 def test_track_eta_and_p_from_tan_lambda():
     x = _track([1.2e-4], tan_lambda=np.sinh(1.5))
-    np.testing.assert_allclose(x[0, features.COL_ETA], 1.5, rtol=1e-5)
-    np.testing.assert_allclose(x[0, features.COL_ENERGY], 10.0 * np.cosh(1.5), rtol=1e-5)
+    np.testing.assert_allclose(x[0, features.X_ETA], 1.5, rtol=1e-5)
+    np.testing.assert_allclose(x[0, features.X_ENERGY], 10.0 * np.cosh(1.5), rtol=1e-5)
 
 
 def test_zero_curvature_gives_finite_zeros():
     x = _track([0.0])
     assert np.all(np.isfinite(x))
-    assert x[0, features.COL_PT] == 0.0
+    assert x[0, features.X_PT] == 0.0
 
 
 def _two_clusters(energy_weighted_spread: bool) -> np.ndarray:

@@ -13,7 +13,7 @@ from edm4hep_fixtures import CLIC_LEGACY_FILE as LEGACY
 from edm4hep_fixtures import CLIC_SIM_FILE as CLIC_SIM
 from edm4hep_fixtures import SYNTHETIC_FILE as SYNTHETIC
 from mlpf.data import targets
-from mlpf.data.features import COL_PT, N_FEATURES
+from mlpf.data.features import N_FEATURES, X_PT
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, parse_file, read_metadata
 from mlpf.errors import InputFileError
 
@@ -71,7 +71,7 @@ def test_targets_conserve_energy_and_are_unique(cld_shard):
     assert np.all(np.abs(y[(X[:, 0] == 1) & (y[:, 0] > 0), 1]) == 1)
     # Physics: a track's target pt matches the track pt (2 T) for most tracks.
     with_target = (X[:, 0] == 1) & (y[:, 0] > 0)
-    ratio = y[with_target, 2] / X[with_target, COL_PT]
+    ratio = y[with_target, 2] / X[with_target, X_PT]
     assert np.median(ratio) == pytest.approx(1.0, abs=0.02)
 
 
@@ -130,7 +130,7 @@ def test_wrong_field_breaks_track_target_agreement(tmp_path):
     events = ak.from_parquet(out)
     X, y = ak.to_numpy(events.X[0]), ak.to_numpy(events.ytarget[0])
     with_target = (X[:, 0] == 1) & (y[:, 0] > 0)
-    assert np.median(y[with_target, 2] / X[with_target, COL_PT]) == pytest.approx(0.5, abs=0.02)
+    assert np.median(y[with_target, 2] / X[with_target, X_PT]) == pytest.approx(0.5, abs=0.02)
     assert read_metadata(out)["bfield_source"] == "config"
 
 

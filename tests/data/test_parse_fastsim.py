@@ -9,7 +9,7 @@ import uproot
 
 from mlpf.cli import main
 from mlpf.data import targets
-from mlpf.data.features import COL_PT
+from mlpf.data.features import X_PT
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, ParseStats, parse_file, process_chunk
 from mlpf.data.validate import validate_shards
 from mlpf.io.edm4hep.reader import Edm4hepFile
@@ -79,7 +79,7 @@ def test_track_targets_match_track_pt(shard):
     X = ak.to_numpy(ak.flatten(events.X, axis=1))
     y = ak.to_numpy(ak.flatten(events.ytarget, axis=1))
     sel = (X[:, 0] == 1) & (y[:, 0] > 0)
-    assert np.median(y[sel, 2] / X[sel, COL_PT]) == pytest.approx(1.0, abs=0.03)
+    assert np.median(y[sel, 2] / X[sel, X_PT]) == pytest.approx(1.0, abs=0.03)
 
 
 def test_chunking_does_not_change_output(shard, fastsim_file):

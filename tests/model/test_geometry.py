@@ -8,6 +8,15 @@ import torch
 import uproot
 
 from edm4hep_fixtures import CLD_FILE
+from mlpf.data.features import (
+    ELEM_TYPE_CLUSTER,
+    ELEM_TYPE_TRACK,
+    X_COS_PHI,
+    X_ENERGY,
+    X_ETA,
+    X_SIN_PHI,
+    X_TYPE,
+)
 from mlpf.model import geometry
 from mlpf.model.geometry import (
     LINK_WIDTHS,
@@ -22,7 +31,6 @@ from mlpf.model.geometry import (
     helix_at_calorimeter,
     link_features,
 )
-from mlpf.model.targets import ELEMENT_CLUSTER, ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
 from mlpf.sim import constants as C
 from mlpf.sim.geometry import Helix
 
@@ -34,7 +42,7 @@ CLD_ECAL_BARREL_R_MM, CLD_ECAL_ENDCAP_Z_MM = 2150.0, 2307.0
 
 def _track_rows(phi, tan_lambda, omega, z0) -> torch.Tensor:
     X = torch.zeros(len(phi), 17, dtype=torch.float64)
-    X[:, X_TYPE] = ELEMENT_TRACK
+    X[:, X_TYPE] = ELEM_TYPE_TRACK
     X[:, X_SIN_PHI], X[:, X_COS_PHI] = torch.sin(phi), torch.cos(phi)
     X[:, X_TAN_LAMBDA], X[:, X_OMEGA], X[:, X_Z0] = tan_lambda, omega, z0
     return X
@@ -116,7 +124,7 @@ def test_agrees_with_the_calorimeter_state_the_fast_simulation_writes(tmp_path) 
         state = ak.flatten(source.read(0, source.n_events).tracks).calo
     x, y, z = (ak.to_numpy(state[k]).astype(np.float64) for k in ("ref_x", "ref_y", "ref_z"))
     X = ak.to_numpy(ak.flatten(ak.from_parquet(tmp_path / "ttbar.parquet").X, axis=1)).astype(np.float64)
-    X = X[X[:, X_TYPE] == ELEMENT_TRACK]
+    X = X[X[:, X_TYPE] == ELEM_TYPE_TRACK]
     eta, phi = helix_at_calorimeter(torch.as_tensor(X), C.ECAL_BARREL_RMIN, C.ECAL_ENDCAP_ZMIN)
     reaches_barrel = X[:, 1] > 0.9
     assert reaches_barrel.sum() > 300
@@ -127,9 +135,9 @@ def test_agrees_with_the_calorimeter_state_the_fast_simulation_writes(tmp_path) 
 
 def test_clusters_keep_their_position_and_padding_is_zero() -> None:
     X = torch.zeros(1, 3, 17)
-    X[0, 0, X_TYPE] = ELEMENT_CLUSTER
+    X[0, 0, X_TYPE] = ELEM_TYPE_CLUSTER
     X[0, 0, X_ETA], X[0, 0, X_SIN_PHI], X[0, 0, X_COS_PHI] = 0.7, np.sin(2.0), np.cos(2.0)
-    X[0, 1, X_TYPE] = ELEMENT_TRACK
+    X[0, 1, X_TYPE] = ELEM_TYPE_TRACK
     X[0, 1, X_SIN_PHI], X[0, 1, X_COS_PHI], X[0, 1, X_OMEGA] = 0.0, 1.0, 2e-3  # 2 rho < 1500 mm: a looper
     mask = torch.tensor([[True, True, False]])
     f = calorimeter_features(X, mask)
@@ -162,8 +170,8 @@ def test_link_features_are_the_kernel_sums(
     X[..., X_TYPE] = torch.randint(1, 3, (B, N), generator=g).float()
     X[..., X_ENERGY] = torch.rand(B, N, generator=g) * 20
     fraction = torch.rand(B, N, generator=g)  # ECAL share of a cluster's energy
-    X[..., X_CLUSTER_ECAL] = fraction * X[..., X_ENERGY] * (X[..., X_TYPE] == ELEMENT_CLUSTER)
-    X[..., X_CLUSTER_HCAL] = (1 - fraction) * X[..., X_ENERGY] * (X[..., X_TYPE] == ELEMENT_CLUSTER)
+    X[..., X_CLUSTER_ECAL] = fraction * X[..., X_ENERGY] * (X[..., X_TYPE] == ELEM_TYPE_CLUSTER)
+    X[..., X_CLUSTER_HCAL] = (1 - fraction) * X[..., X_ENERGY] * (X[..., X_TYPE] == ELEM_TYPE_CLUSTER)
     # elements packed into a few 0.1 x 0.1 patches so that every kernel width sees neighbours
     eta = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03
     phi = torch.randint(0, 3, (B, N), generator=g) * 0.1 + torch.randn(B, N, generator=g) * 0.03 + 3.1
@@ -181,8 +189,8 @@ def test_link_features_are_the_kernel_sums(
         K = torch.exp(kappa * (torch.cos(dphi.double()) - 1) - 0.5 * kappa * deta.double() ** 2) * (
             1 - torch.eye(N)
         )
-        tracks = ((X[..., X_TYPE] == ELEMENT_TRACK) & mask)[:, None, :].float()
-        clusters = ((X[..., X_TYPE] == ELEMENT_CLUSTER) & mask)[:, None, :].float()
+        tracks = ((X[..., X_TYPE] == ELEM_TYPE_TRACK) & mask)[:, None, :].float()
+        clusters = ((X[..., X_TYPE] == ELEM_TYPE_CLUSTER) & mask)[:, None, :].float()
         # columns: per width the sums of track p, cluster E, cluster E_ECAL, cluster E_HCAL; then per width the
         # track and cluster counts; then per width the excess
         for k, (keys, column) in enumerate(

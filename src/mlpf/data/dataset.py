@@ -19,11 +19,10 @@ import pyarrow.parquet as pq
 import torch
 
 from mlpf.data.features import N_FEATURES
-from mlpf.data.targets import PARTICLE_COLUMNS
+from mlpf.data.targets import N_PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
 
 # Contract section 2: element features and particle rows.
-N_PARTICLE_COLUMNS = len(PARTICLE_COLUMNS)
 TENSOR_FIELDS = ("X", "ytarget", "ycand")
 REQUIRED_FIELDS = ("X", "ytarget", "ycand")
 FIELD_WIDTHS = {"X": N_FEATURES, "ytarget": N_PARTICLE_COLUMNS, "ycand": N_PARTICLE_COLUMNS}

@@ -53,7 +53,11 @@ def element_features(elements: str = "clusters") -> tuple[str, ...]:
 
 ELEMENT_FEATURES = element_features("clusters")
 N_FEATURES = len(ELEMENT_FEATURES)  # 17
-COL_TYPE, COL_PT, COL_ETA, COL_SIN_PHI, COL_COS_PHI, COL_ENERGY = 0, 1, 2, 3, 4, 5
+# Indices of the columns that mean the same for every element type; the only names code uses for them
+# (X_PT: track pt, cluster or hit et; X_ENERGY: track p, cluster or hit energy).
+X_TYPE, X_PT, X_ETA, X_SIN_PHI, X_COS_PHI, X_ENERGY = (
+    TRACK_FEATURES.index(name) for name in ("type", "pt", "eta", "sin_phi", "cos_phi", "p")
+)
 
 # Helix curvature -> transverse momentum: pt [GeV] = 3e-4 * |B [T] / omega [1/mm]| (upstream track_pt).
 PT_PER_TESLA_MM = 3e-4

@@ -132,7 +132,6 @@ def process_chunk_hits(
     events = chunk.event_record(X, ytarget, ycand, n_elem, mc, truth_max_abs_eta)
     keep = n_elem > 0
 
-    energy_col = targets.PARTICLE_COLUMNS.index("energy")
     stats.add(
         events_read=n_ev,
         events_skipped_empty=int((~keep).sum()),
@@ -142,10 +141,10 @@ def process_chunk_hits(
         clusters_read=int(cl_off[-1]),
         matched_to_hit=int((assoc.cluster_owner >= 0).sum()),
         **chunk.association_stats(assoc, vis, mc, keep),
-        target_energy=float(ytarget[:, energy_col].sum()),
+        target_energy=float(ytarget[:, targets.Y_ENERGY].sum()),
         pfos=len(pf.pdg),
         pfo_energy=pf.energy_in(keep),
         pfos_unplaced=unplaced,
-        candidate_energy=float(ycand[:, energy_col].sum()),
+        candidate_energy=float(ycand[:, targets.Y_ENERGY].sum()),
     )
     return events[keep]

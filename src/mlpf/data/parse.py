@@ -164,11 +164,11 @@ def process_chunk(
         unresolved_cluster_hits=len(chunk.to_numpy(ak.flatten(ev.clusters.hits, axis=None))) - len(hit_global),
         matched_to_cluster=int((assoc.cluster_owner >= 0).sum()),
         **chunk.association_stats(assoc, vis, mc, keep),
-        target_energy=float(ytarget[:, targets.PARTICLE_COLUMNS.index("energy")].sum()),
+        target_energy=float(ytarget[:, targets.Y_ENERGY].sum()),
         pfos=len(pf.pdg),
         pfo_energy=pf.energy_in(keep),
         pfos_unplaced=unplaced,
-        candidate_energy=float(ycand[:, targets.PARTICLE_COLUMNS.index("energy")].sum()),
+        candidate_energy=float(ycand[:, targets.Y_ENERGY].sum()),
     )  # fmt: skip
     return events[keep]
 

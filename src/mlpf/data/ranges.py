@@ -126,7 +126,7 @@ _KIND = {
 def _element_columns(
     X: ak.Array, elem_type: int, names: tuple[str, ...], columns: dict
 ) -> Iterator[Quantity]:
-    rows = X[X[:, :, features.COL_TYPE] == elem_type]
+    rows = X[X[:, :, features.X_TYPE] == elem_type]
     kind = _KIND[elem_type]
     for name, limits in columns.items():
         yield f"X {kind} {name}", rows[:, :, names.index(name)], limits

@@ -19,6 +19,12 @@ from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK
 CLASS_PDGS = (0, 211, 130, 22, 11, 13)
 CLASS_NAMES = ("none", "charged_hadron", "neutral_hadron", "photon", "electron", "muon")
 PARTICLE_COLUMNS = ("class", "charge", "pt", "eta", "sin_phi", "cos_phi", "energy")
+# Indices of those columns in ytarget, ycand and ypred rows; the only names code uses for them.
+Y_CLASS, Y_CHARGE, Y_PT, Y_ETA, Y_SIN_PHI, Y_COS_PHI, Y_ENERGY = (
+    PARTICLE_COLUMNS.index(name) for name in ("class", "charge", "pt", "eta", "sin_phi", "cos_phi", "energy")
+)
+N_PARTICLE_COLUMNS = len(PARTICLE_COLUMNS)
+N_CLASSES = len(CLASS_NAMES)
 
 NEUTRINO_PDGS = (12, 14, 16)
 GENERATOR_STATUS_FINAL = 1  # HepMC status 1: final-state particle handed to Geant4

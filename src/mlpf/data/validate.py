@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mlpf.data import ranges
-from mlpf.data.features import COL_TYPE, ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK, N_FEATURES
+from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK, N_FEATURES, X_TYPE
 from mlpf.data.parse import ENERGY_TOLERANCE_GEV, read_metadata
 from mlpf.data.targets import CLASS_NAMES, PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
@@ -73,9 +73,9 @@ def summarise_sample(paths: list[Path]) -> dict[str, Any]:
         yc = ak.to_numpy(ak.flatten(events.ycand, axis=1)) if len(events) else np.zeros((0, 7))
         shape_ok &= X.shape[1:] == (N_FEATURES,) and yt.shape[1:] == yc.shape[1:] == (len(PARTICLE_COLUMNS),)
         n_elements += len(X)
-        n_tracks += int((X[:, COL_TYPE] == ELEM_TYPE_TRACK).sum())
-        n_clusters += int((X[:, COL_TYPE] == ELEM_TYPE_CLUSTER).sum())
-        n_hits += int((X[:, COL_TYPE] == ELEM_TYPE_HIT).sum())
+        n_tracks += int((X[:, X_TYPE] == ELEM_TYPE_TRACK).sum())
+        n_clusters += int((X[:, X_TYPE] == ELEM_TYPE_CLUSTER).sum())
+        n_hits += int((X[:, X_TYPE] == ELEM_TYPE_HIT).sum())
         if len(events):
             max_elements = max(max_elements, int(ak.max(ak.num(events.X, axis=1))))
         target_classes.append(yt[:, 0])

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .columns import CLASS_NAMES, ELEMENT_TRACK
+from mlpf.data.features import ELEM_TYPE_TRACK
+from mlpf.data.targets import CLASS_NAMES
+
 from .stats import efficiency, summarize, summarize_binned
 
 # Name of the binning variable of efficiencies and fake rates in the metrics JSON.
@@ -23,7 +25,7 @@ ELEMENT_SCALE = "track_pt_or_cluster_energy"
 def element_scale(elements: dict[str, np.ndarray]) -> np.ndarray:
     """Track pT for tracks, cluster energy for clusters (GeV)."""
     return np.where(
-        elements["element_type"] == ELEMENT_TRACK, elements["element_pt"], elements["element_energy"]
+        elements["element_type"] == ELEM_TYPE_TRACK, elements["element_pt"], elements["element_energy"]
     )
 
 

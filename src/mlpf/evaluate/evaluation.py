@@ -17,12 +17,14 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mlpf.atomic import atomic_output, write_text_atomic
+from mlpf.data.features import N_FEATURES, X_ENERGY, X_PT, X_TYPE
 from mlpf.data.parse import read_metadata
+from mlpf.data.targets import N_PARTICLE_COLUMNS, Y_CLASS, Y_ENERGY, Y_ETA, Y_PT
 from mlpf.provenance import provenance
 
 from . import jets as jetlib
 from .classes import class_metrics, confusion_matrix
-from .columns import COL, N_X_FEATURES, RECO_FIELDS, X_ENERGY, X_PT, X_TYPE
+from .columns import RECO_FIELDS
 from .particles import missing_pt, reco_particles, rows_matrix, total_momentum, truth_particles
 from .reader import read_predictions
 from .stats import summarize, summarize_binned
@@ -58,7 +60,7 @@ def _event_response(reco: np.ndarray, gen: np.ndarray) -> np.ndarray:
 def _elements(events: ak.Array) -> dict[str, np.ndarray]:
     """Flat per-element arrays for the class metrics; elements where no collection has a particle are dropped
     (they enter neither an efficiency nor a fake-rate count)."""
-    x, counts = rows_matrix(events["X"], N_X_FEATURES)
+    x, counts = rows_matrix(events["X"], N_FEATURES)
     out: dict[str, np.ndarray] = {
         "event": np.repeat(np.arange(len(counts)), counts),
         "element_type": x[:, X_TYPE].astype(np.int8),
@@ -66,10 +68,10 @@ def _elements(events: ak.Array) -> dict[str, np.ndarray]:
         "element_energy": x[:, X_ENERGY].astype(np.float32),
     }
     for reco, field in RECO_FIELDS.items():
-        rows, _ = rows_matrix(events[field], len(COL))
-        out[f"{reco}_class"] = rows[:, COL["class"]].astype(np.int8)
-        for name in ("pt", "eta", "energy"):
-            out[f"{reco}_{name}"] = rows[:, COL[name]].astype(np.float32)
+        rows, _ = rows_matrix(events[field], N_PARTICLE_COLUMNS)
+        out[f"{reco}_class"] = rows[:, Y_CLASS].astype(np.int8)
+        for name, column in (("pt", Y_PT), ("eta", Y_ETA), ("energy", Y_ENERGY)):
+            out[f"{reco}_{name}"] = rows[:, column].astype(np.float32)
     keep = (out["target_class"] != 0) | (out["pf_class"] != 0) | (out["mlpf_class"] != 0)
     return {key: value[keep] for key, value in out.items()}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from .columns import COL
+from mlpf.data.targets import N_PARTICLE_COLUMNS, Y_CLASS, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PT, Y_SIN_PHI
 
 
 def rows_matrix(rows: ak.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,13 +33,13 @@ def _cartesian(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, energy: np.ndar
 
 def reco_particles(rows: ak.Array) -> ak.Array:
     """Particles (class != 0) of a `var * 7` collection as `var * {px, py, pz, E}` records (GeV)."""
-    matrix, counts = rows_matrix(rows, len(COL))
-    keep = matrix[:, COL["class"]] != 0
+    matrix, counts = rows_matrix(rows, N_PARTICLE_COLUMNS)
+    keep = matrix[:, Y_CLASS] != 0
     event_index = np.repeat(np.arange(len(counts)), counts)
     new_counts = np.bincount(event_index[keep], minlength=len(counts))
     m = matrix[keep]
-    phi = np.arctan2(m[:, COL["sin_phi"]], m[:, COL["cos_phi"]])
-    fields = _cartesian(m[:, COL["pt"]], m[:, COL["eta"]], phi, m[:, COL["energy"]])
+    phi = np.arctan2(m[:, Y_SIN_PHI], m[:, Y_COS_PHI])
+    fields = _cartesian(m[:, Y_PT], m[:, Y_ETA], phi, m[:, Y_ENERGY])
     return ak.unflatten(ak.zip(fields), new_counts)
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from mlpf.data.targets import N_PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
-
-from .columns import PARTICLE_COLUMNS
 
 # Fields the evaluation reads; `ypred_proba` is not needed for the physics metrics.
 REQUIRED_FIELDS: tuple[str, ...] = ("X", "ytarget", "ycand", "ypred", "truth", "genmet")
@@ -36,7 +35,7 @@ def read_predictions(path: str | Path) -> ak.Array:
         )
     events = ak.from_parquet(path, columns=list(REQUIRED_FIELDS))
     for name in ("ytarget", "ycand", "ypred"):
-        _check_width(events[name], len(PARTICLE_COLUMNS), name, path)
+        _check_width(events[name], N_PARTICLE_COLUMNS, name, path)
     truth_fields = set(events["truth"].fields)
     if not set(TRUTH_FIELDS) <= truth_fields:
         lacking = ", ".join(sorted(set(TRUTH_FIELDS) - truth_fields))

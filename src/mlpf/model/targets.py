@@ -1,37 +1,48 @@
-"""Column layout of elements and particles, training targets and decoding of model outputs.
+"""Training targets and decoding of model outputs, on the column layout of mlpf.data (docs/contracts.md §2).
 
-Columns follow docs/contracts.md section 2 (upstream X layout, upstream-mlpf.md section 3). The regression
-targets are upstream's (PFDataset, upstream-mlpf.md section 5): log(pt / element pt), eta, sin phi, cos phi,
-log(E / element E), where the element pt is column 1 (track pt, cluster ET) and the element energy column 5
-(track p, cluster energy).
+The layout's names are defined in mlpf.data.features (X) and mlpf.data.targets (particles) and imported here,
+where the model's modules take them from. The regression targets are upstream's (jpata/particleflow
+`mlpf/model/PFDataset.py`; arXiv:2309.06782): log(pt / element pt), eta, sin phi, cos phi, log(E / element E),
+where the element pt is column X_PT (track pt, cluster ET) and the element energy column X_ENERGY (track p,
+cluster energy).
 """
 
 from __future__ import annotations
 
 import torch
 
-from mlpf.data.features import (
-    COL_COS_PHI,
-    COL_ENERGY,
-    COL_ETA,
-    COL_PT,
-    COL_SIN_PHI,
-    COL_TYPE,
-    ELEM_TYPE_CLUSTER,
-    ELEM_TYPE_TRACK,
+from mlpf.data.features import ELEM_TYPE_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_PT, X_SIN_PHI, X_TYPE
+from mlpf.data.targets import (
+    N_CLASSES,
+    N_PARTICLE_COLUMNS,
+    Y_CHARGE,
+    Y_CLASS,
+    Y_COS_PHI,
+    Y_ENERGY,
+    Y_ETA,
+    Y_PT,
+    Y_SIN_PHI,
 )
-from mlpf.data.targets import CLASS_NAMES, PARTICLE_COLUMNS
 
-# Column names and indices are defined once in mlpf.data (contract section 2); short aliases here.
-X_TYPE, X_PT, X_ETA, X_SIN_PHI = COL_TYPE, COL_PT, COL_ETA, COL_SIN_PHI
-X_COS_PHI, X_ENERGY = COL_COS_PHI, COL_ENERGY
-ELEMENT_TRACK, ELEMENT_CLUSTER = ELEM_TYPE_TRACK, ELEM_TYPE_CLUSTER
-
-Y_CLASS, Y_CHARGE, Y_PT, Y_ETA, Y_SIN_PHI, Y_COS_PHI, Y_ENERGY = (
-    PARTICLE_COLUMNS.index(name) for name in ("class", "charge", "pt", "eta", "sin_phi", "cos_phi", "energy")
-)
-N_PARTICLE_COLUMNS = len(PARTICLE_COLUMNS)
-N_CLASSES = len(CLASS_NAMES)  # none, charged hadron, neutral hadron, photon, electron, muon
+__all__ = [  # the layout names the model's modules import from here
+    "N_CLASSES",
+    "N_PARTICLE_COLUMNS",
+    "X_COS_PHI",
+    "X_ENERGY",
+    "X_ETA",
+    "X_PT",
+    "X_SIN_PHI",
+    "X_TYPE",
+    "Y_CHARGE",
+    "Y_CLASS",
+    "Y_COS_PHI",
+    "Y_ENERGY",
+    "Y_ETA",
+    "Y_PT",
+    "Y_SIN_PHI",
+]
+# The model modules' name of the track element type (mlpf.data.features.ELEM_TYPE_TRACK).
+ELEMENT_TRACK = ELEM_TYPE_TRACK
 N_CHARGES = 3  # -1, 0, +1
 REGRESSION_TERMS = ("pt", "eta", "sin_phi", "cos_phi", "energy")
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..columns import CLASS_LABELS, CLASS_NAMES
+from mlpf.data.targets import CLASS_NAMES
+
+from ..columns import CLASS_LABELS
 from .response import plot_distribution
 from .style import RECO_STYLE, decorate, new_figure, save
 

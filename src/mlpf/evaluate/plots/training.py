@@ -162,14 +162,30 @@ def plot_seed_bands(groups: dict[str, list[pd.DataFrame]], directory: Path, name
                 continue
             stats = epoch_mean_std(frames, column)
             epoch, mean, std = stats["epoch"].to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy()
-            ax.plot(epoch, mean, marker="o", color=color, label=f"{group} ({len(frames)} seeds)")
+            # error bars as well as the band: a band of a single epoch would not show
+            ax.errorbar(
+                epoch,
+                mean,
+                yerr=std,
+                marker="o",
+                capsize=3,
+                color=color,
+                label=f"{group} ({len(frames)} seeds)",
+            )
             ax.fill_between(epoch, mean - std, mean + std, color=color, alpha=0.25, linewidth=0)
         if any(f"{column}_pf" in f.columns for f in all_frames):
             pf = epoch_mean_std(all_frames, f"{column}_pf")
-            ax.plot(pf["epoch"], pf["mean"], ls="--", color="tab:blue", label="PF")
+            ax.plot(pf["epoch"], pf["mean"], ls="--", marker="x", color="tab:blue", label="PF")
+        epochs = pd.concat([f["epoch"] for f in all_frames])
+        ax.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # every epoch as a tick while there are few (the integer locator falls back to fractions below 2)
+        ticks = sorted(set(epochs.tolist()))
+        if len(ticks) <= 12:
+            ax.set_xticks(ticks)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=13)
     fig.tight_layout()
     return save(fig, directory, name)

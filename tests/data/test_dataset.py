@@ -15,9 +15,9 @@ from mlpf.data.dataset import (
     BucketBatchSampler,
     ParquetEventDataset,
     collate,
-    read_parquet_metadata,
     train_validation_split,
 )
+from mlpf.data.parquet import read_metadata
 from mlpf.errors import InputFileError
 
 _spec = importlib.util.spec_from_file_location(
@@ -44,7 +44,7 @@ def test_dataset_indexes_events_of_all_files_in_order(files: list[Path]) -> None
     np.testing.assert_array_equal(ds[30]["X"], first_b)
     assert ds[30]["ytarget"].shape == (len(first_b), 7)
     assert ds.sizes()[30] == len(first_b)
-    assert read_parquet_metadata(files[0])["seed"] == 1
+    assert read_metadata(files[0])["seed"] == 1
 
 
 def test_split_is_reproducible_disjoint_and_sized() -> None:

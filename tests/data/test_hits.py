@@ -15,7 +15,8 @@ from edm4hep_fixtures import CLIC_LEGACY_FILE as LEGACY
 from edm4hep_fixtures import SYNTHETIC_FILE as SYNTHETIC
 from mlpf.data import features, targets
 from mlpf.data.hits import process_chunk_hits
-from mlpf.data.parse import ENERGY_TOLERANCE_GEV, ParseStats, parse_file, read_metadata
+from mlpf.data.parquet import read_metadata
+from mlpf.data.parse import ENERGY_TOLERANCE_GEV, ParseStats, parse_file
 from mlpf.io.edm4hep.collections import CALO_HIT_COLLECTIONS
 from mlpf.io.edm4hep.reader import Edm4hepFile
 

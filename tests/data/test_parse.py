@@ -14,7 +14,8 @@ from edm4hep_fixtures import CLIC_SIM_FILE as CLIC_SIM
 from edm4hep_fixtures import SYNTHETIC_FILE as SYNTHETIC
 from mlpf.data import targets
 from mlpf.data.features import N_FEATURES, X_PT
-from mlpf.data.parse import ENERGY_TOLERANCE_GEV, parse_file, read_metadata
+from mlpf.data.parquet import read_metadata
+from mlpf.data.parse import ENERGY_TOLERANCE_GEV, parse_file
 from mlpf.errors import InputFileError
 
 pytestmark = pytest.mark.skipif(not CLD.is_file(), reason="real EDM4HEP fixtures not available")

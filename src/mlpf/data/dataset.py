@@ -8,10 +8,8 @@ padding stays small (the paper's TF pipeline bucketed by length, upstream sectio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -19,6 +17,7 @@ import pyarrow.parquet as pq
 import torch
 
 from mlpf.data.features import N_FEATURES
+from mlpf.data.parquet import reading
 from mlpf.data.targets import N_PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
 
@@ -37,10 +36,8 @@ class _Shard:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
+        with reading(path):
             meta = pq.ParquetFile(path).metadata
-        except (OSError, ValueError) as exc:
-            raise InputFileError(f"not a readable parquet file ({type(exc).__name__})", path=path) from None
         self.n_events = meta.num_rows
         names = set(pq.read_schema(path).names)
         missing = [f for f in REQUIRED_FIELDS if f not in names]
@@ -237,10 +234,3 @@ def collate(events: Sequence[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         mask[i, : len(e["X"])] = True
     batch["mask"] = torch.from_numpy(mask)
     return batch
-
-
-def read_parquet_metadata(path: str | Path) -> dict[str, Any]:
-    """The `mlpf` key-value metadata of a parquet file (empty if absent)."""
-    raw = pq.read_schema(path).metadata or {}
-    value = raw.get(b"mlpf")
-    return json.loads(value) if value else {}

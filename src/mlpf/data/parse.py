@@ -7,7 +7,6 @@ operations over all events of the chunk at once.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +14,10 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-import pyarrow.parquet as pq
 
-from mlpf.atomic import atomic_output
 from mlpf.config import validate_section
 from mlpf.data import chunk, features, hits, ranges, targets
+from mlpf.data.parquet import write_table
 from mlpf.errors import ConfigError
 from mlpf.io.edm4hep.collections import CollectionNames
 from mlpf.io.edm4hep.layout import Layout, detect_detector
@@ -29,7 +27,6 @@ from mlpf.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-PARQUET_METADATA_KEY = b"mlpf"
 # Kinds of simulation an events record names (`event_source`).
 SIMULATION_FAST, SIMULATION_FULL = "fastsim", "full"
 # Conservation tolerance for target energy sums (upstream asserts |sum E| agreement within 1e-2 GeV).
@@ -309,15 +306,4 @@ def write_parquet(events: ak.Array, path: str | Path, record: dict[str, Any]) ->
     `ak.to_parquet` only stores array attributes under its own key, so the awkward -> arrow conversion it uses
     is done here and the table is written with the metadata key added.
     """
-    table = ak.to_arrow_table(events, extensionarray=False)
-    metadata = dict(table.schema.metadata or {})
-    metadata[PARQUET_METADATA_KEY] = json.dumps(record, sort_keys=True).encode("utf-8")
-    table = table.replace_schema_metadata(metadata)
-    with atomic_output(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The `mlpf` provenance JSON of a parsed shard."""
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta[PARQUET_METADATA_KEY]) if PARQUET_METADATA_KEY in meta else {}
+    write_table(ak.to_arrow_table(events, extensionarray=False), path, record)

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from mlpf.data import ranges
 from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK, N_FEATURES, X_TYPE
-from mlpf.data.parse import ENERGY_TOLERANCE_GEV, read_metadata
+from mlpf.data.parquet import read_metadata
+from mlpf.data.parse import ENERGY_TOLERANCE_GEV
 from mlpf.data.targets import CLASS_NAMES, PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
 

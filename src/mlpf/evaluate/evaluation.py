@@ -16,9 +16,9 @@ import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 
-from mlpf.atomic import atomic_output, write_text_atomic
+from mlpf.atomic import write_text_atomic
 from mlpf.data.features import N_FEATURES, X_ENERGY, X_PT, X_TYPE
-from mlpf.data.parse import read_metadata
+from mlpf.data.parquet import read_metadata, reading, write_table
 from mlpf.data.targets import N_PARTICLE_COLUMNS, Y_CLASS, Y_ENERGY, Y_ETA, Y_PT
 from mlpf.provenance import provenance
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 # Reconstructions whose per-class element metrics are reported (the target is the reference there).
 CLASS_RECOS: tuple[str, ...] = ("mlpf", "pf")
 # Parquet key-value metadata key holding the producing settings (as in contract section 2).
-METADATA_KEY = b"mlpf"
 
 
 def _summary_with_bins(
@@ -220,29 +219,14 @@ def _json_ready(value: Any) -> Any:
 
 def write_responses(responses: ak.Array, path: str | Path, metadata: dict[str, Any]) -> None:
     """Write the response table as parquet with the producing settings in the key-value metadata."""
-    table = ak.to_arrow_table(responses, extensionarray=False)
-    table = table.replace_schema_metadata(
-        {
-            **(table.schema.metadata or {}),
-            METADATA_KEY: json.dumps(_json_ready(metadata), sort_keys=True).encode(),
-        }
-    )
-    with atomic_output(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    write_table(ak.to_arrow_table(responses, extensionarray=False), path, _json_ready(metadata))
 
 
 def read_responses(path: str | Path) -> tuple[ak.Array, dict[str, Any]]:
     """Read a response table and its metadata (sample, model, settings)."""
-    from mlpf.errors import InputFileError
-
-    path = Path(path)
-    try:
+    with reading(path):
         table = pq.read_table(path)
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"cannot read response table ({type(exc).__name__})", path=path) from None
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
-    metadata = json.loads(raw) if raw else {}
-    return ak.from_arrow(table), metadata
+    return ak.from_arrow(table), read_metadata(path)
 
 
 def run(

@@ -7,6 +7,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from mlpf.data.parquet import reading
 from mlpf.data.targets import N_PARTICLE_COLUMNS
 from mlpf.errors import InputFileError
 
@@ -23,10 +24,8 @@ def read_predictions(path: str | Path) -> ak.Array:
     path = Path(path)
     if not path.is_file():
         raise InputFileError("predictions file does not exist", path=path)
-    try:
+    with reading(path):
         form = ak.metadata_from_parquet(path)["form"]
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputFileError(f"not a readable parquet file ({type(exc).__name__})", path=path) from None
     fields = set(getattr(form, "fields", []) or [])
     missing = [name for name in REQUIRED_FIELDS if name not in fields]
     if missing:

@@ -6,20 +6,17 @@ probabilities) are added. Events are batched by size for speed and written back 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
-from mlpf.atomic import atomic_output
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate
-from mlpf.data.parse import read_metadata
-from mlpf.errors import InputFileError, MlpfError
+from mlpf.data.parquet import read_metadata, reading, write_table
+from mlpf.errors import MlpfError
 from mlpf.model.factory import model_from_checkpoint
 from mlpf.model.targets import N_CLASSES, N_PARTICLE_COLUMNS, decode
 from mlpf.progress import progress
@@ -95,10 +92,8 @@ def infer(
 
     events = []
     for path in inputs:
-        try:
+        with reading(path):
             events.append(ak.from_parquet(path))
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt files
-            raise InputFileError(f"not a readable parquet file ({type(exc).__name__})", path=path) from None
     events = ak.concatenate(events) if len(events) > 1 else events[0]
     events = ak.with_field(events, ak.unflatten(ak.to_regular(ak.from_numpy(ypred), axis=1), counts), "ypred")
     events = ak.with_field(
@@ -112,9 +107,5 @@ def infer(
         event_source=merge_records([read_metadata(p).get("event_source") for p in inputs]),
         model_provenance=state["provenance"],
     )
-    table = ak.to_arrow_table(events, extensionarray=True)
-    metadata = dict(table.schema.metadata or {})
-    metadata[b"mlpf"] = json.dumps(record, default=str).encode()
-    with atomic_output(output) as tmp:
-        pq.write_table(table.replace_schema_metadata(metadata), tmp, compression="zstd")
+    write_table(ak.to_arrow_table(events, extensionarray=True), output, record)
     return len(events)

@@ -39,7 +39,7 @@ import torch.distributed as dist
 from mlpf.atomic import write_text_atomic
 from mlpf.config import validate_section
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate, train_validation_split
-from mlpf.data.parse import read_metadata
+from mlpf.data.parquet import read_metadata
 from mlpf.errors import MlpfError
 from mlpf.model.factory import build_model
 from mlpf.model.geometry import N_CALORIMETER_FEATURES

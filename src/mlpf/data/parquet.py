@@ -1,0 +1,49 @@
+"""The parquet files of the chain (parsed shards, predictions, response tables): their `mlpf` metadata and the
+one-line error for a file that is not parquet. Every stage reads and writes both through here.
+
+The metadata is a JSON record under the parquet key-value key `mlpf` (docs/contracts.md section 2): the
+producing settings, version and inputs, and the events' origin, which each later stage carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlpf.atomic import atomic_output
+from mlpf.errors import InputFileError
+
+METADATA_KEY = b"mlpf"
+
+
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn the error of opening `path` as parquet into one line naming it (a file of another format, a
+    truncated file)."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputFileError(f"not a readable parquet file ({type(exc).__name__})", path=path) from None
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The `mlpf` record of a parquet file written by a stage (empty if it has none)."""
+    with reading(path):
+        raw = pq.read_schema(path).metadata or {}
+    value = raw.get(METADATA_KEY)
+    return json.loads(value) if value else {}
+
+
+def write_table(table: pa.Table, path: str | Path, record: dict[str, Any]) -> None:
+    """Write `table` atomically (zstd) with `record` as its `mlpf` metadata; values JSON cannot hold become
+    strings."""
+    metadata = dict(table.schema.metadata or {})
+    metadata[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode("utf-8")
+    with atomic_output(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp, compression="zstd")

@@ -17,6 +17,7 @@ from mlpf.data.features import (
     X_SIN_PHI,
     X_TYPE,
 )
+from mlpf.io.edm4hep.collections import TRACK_STATE_AT_CALORIMETER, TRACK_STATE_AT_IP
 from mlpf.model import geometry
 from mlpf.model.geometry import (
     LINK_WIDTHS,
@@ -35,7 +36,6 @@ from mlpf.sim import constants as C
 from mlpf.sim.geometry import Helix
 
 STATES = "_SiTracks_Refitted_trackStates/_SiTracks_Refitted_trackStates."
-AT_IP, AT_CALORIMETER = 1, 4  # edm4hep::TrackState location codes
 # Where this file's AtCalorimeter states lie: barrel from 2150 mm, endcap at |z| = 2307 mm.
 CLD_ECAL_BARREL_R_MM, CLD_ECAL_ENDCAP_Z_MM = 2150.0, 2307.0
 
@@ -65,7 +65,7 @@ def test_reproduces_the_real_cld_track_state_at_the_calorimeter() -> None:
     )
     arrays = uproot.open(CLD_FILE)["events"].arrays([STATES + n for n in names], entry_stop=1)
     s = {n: np.asarray(arrays[STATES + n][0], dtype=np.float64) for n in names}
-    ip, cal = s["location"] == AT_IP, s["location"] == AT_CALORIMETER
+    ip, cal = s["location"] == TRACK_STATE_AT_IP, s["location"] == TRACK_STATE_AT_CALORIMETER
     assert ip.sum() == cal.sum() > 10
     x, y, z = (s[f"referencePoint.{c}"][cal] for c in "xyz")
     radius = np.hypot(x, y)

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlpf.io.edm4hep import collections as names
 from mlpf.sim import constants as C
 from mlpf.sim.geometry import Helix, wrap_angle
+
+# The four states every track carries, in this order (edm4hep::TrackState locations).
+STATE_LOCATIONS = (
+    names.TRACK_STATE_AT_IP,
+    names.TRACK_STATE_AT_FIRST_HIT,
+    names.TRACK_STATE_AT_LAST_HIT,
+    names.TRACK_STATE_AT_CALORIMETER,
+)
 
 
 @dataclass
@@ -26,7 +35,9 @@ class Tracks:
     ndf: np.ndarray
     hit_numbers: np.ndarray  # (n, 6) hits per tracker subdetector
     states: dict[str, np.ndarray]  # (n, 4) per field, locations AtIP, AtFirstHit, AtLastHit, AtCalorimeter
-    calo_point: np.ndarray  # (n, 3) fitted helix at the ECAL front face (the AtCalorimeter state; nan if missed)
+    calo_point: (
+        np.ndarray
+    )  # (n, 3) fitted helix at the ECAL front face (the AtCalorimeter state; nan if missed)
     hit_s: np.ndarray  # (n, 2) turning angle of the first and last hit along the particle's helix
     p: np.ndarray  # measured momentum magnitude
     momentum: np.ndarray  # (n, 3) measured momentum at the IP
@@ -163,7 +174,7 @@ def fitted_states(
     state_phi[:, 0] = params["phi"]
     state_phi = np.where(np.isfinite(state_phi), state_phi, params["phi"][:, None])
     states = {
-        "location": np.tile(np.array([1, 2, 3, 4], dtype=np.int32), (n, 1)),
+        "location": np.tile(np.array(STATE_LOCATIONS, dtype=np.int32), (n, 1)),
         "D0": np.column_stack([params["D0"], np.zeros((n, 3))]),
         "phi": state_phi,
         "omega": np.tile(params["omega"][:, None], (1, 4)),

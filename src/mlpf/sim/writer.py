@@ -14,9 +14,11 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+import uproot
 
 from mlpf.atomic import atomic_output
-from mlpf.sim.calorimeter import Hits
+from mlpf.io.edm4hep import collections as names
+from mlpf.sim.calorimeter import Hits, resolution_had
 from mlpf.sim.clustering import Clusters
 from mlpf.sim.collections import COLLECTION_IDS, HIT_COLLECTIONS
 from mlpf.sim.pfa import PFOs
@@ -75,22 +77,36 @@ def build_branches(
     truth: Truth, tracks: Tracks, hits: Hits, clusters: Clusters, pfos: PFOs
 ) -> dict[str, ak.Array]:
     """All collections of all events as awkward record arrays keyed by branch-group name."""
-    n_ev = len(truth.counts)
-    b = _Builder(n_ev)
-    mc_off = truth.offsets
-    mc_id = COLLECTION_IDS["MCParticles"]
+    b = _Builder(len(truth.counts))
+    _add_mc_particles(b, truth)
+    track_local = _add_tracks(b, tracks)
+    hit_local, hit_cid = _add_hits(b, hits)
+    _add_clusters(b, clusters, hits, hit_local, hit_cid)
+    _add_pfos(b, pfos, clusters, track_local)
+    _add_calo_links(b, hits, truth, hit_local, hit_cid)
+    _add_track_links(b, tracks, truth, track_local)
+    return b.data
 
-    # --- MCParticles with parents / daughters
+
+def _relation(collection: str, member: str) -> str:
+    """podio's branch of a collection's relation or vector member: `_<collection>_<member>`."""
+    return f"_{collection}_{member}"
+
+
+def _add_mc_particles(b: _Builder, truth: Truth) -> None:
+    """MCParticles with their parent and daughter relations (both within MCParticles)."""
+    n_ev = b.n_events
+    mc_id = COLLECTION_IDS[names.MC_PARTICLES]
     has_parent = truth.parent >= 0
     p_begin, p_end = _begin_end(has_parent.astype(np.int64), truth.evt, n_ev)
-    parent_global = np.where(has_parent, truth.parent + mc_off[truth.evt], -1)
+    parent_global = np.where(has_parent, truth.parent + truth.offsets[truth.evt], -1)
     n_daughters = np.bincount(parent_global[has_parent], minlength=len(truth.evt))
     d_begin, d_end = _begin_end(n_daughters, truth.evt, n_ev)
     children = np.flatnonzero(has_parent)
     children = children[np.lexsort((children, parent_global[children]))]
     local = _local_index(truth.evt, n_ev)
     b.add(
-        "MCParticles",
+        names.MC_PARTICLES,
         truth.evt,
         {
             "PDG": truth.pdg.astype(np.int32),
@@ -114,17 +130,22 @@ def build_branches(
             "daughters_end": d_end,
         },
     )
-    b.relation("_MCParticles_parents", truth.evt[has_parent], truth.parent[has_parent], mc_id)
+    b.relation(
+        _relation(names.MC_PARTICLES, "parents"), truth.evt[has_parent], truth.parent[has_parent], mc_id
+    )
     parent_evt = truth.evt[parent_global[children]]
-    b.relation("_MCParticles_daughters", parent_evt, local[children], mc_id)
+    b.relation(_relation(names.MC_PARTICLES, "daughters"), parent_evt, local[children], mc_id)
 
-    # --- tracks, states, hit numbers, dQdx
-    n_tr = len(tracks.evt)
+
+def _add_tracks(b: _Builder, tracks: Tracks) -> np.ndarray:
+    """Tracks with their states, hit numbers and dQdx; returns each track's index within its event."""
+    n_ev, n_tr = b.n_events, len(tracks.evt)
     t_local = _local_index(tracks.evt, n_ev)
-    s_begin, s_end = _begin_end(np.full(n_tr, 4), tracks.evt, n_ev)
+    n_states = tracks.states["location"].shape[1]
+    s_begin, s_end = _begin_end(np.full(n_tr, n_states), tracks.evt, n_ev)
     h_begin, h_end = _begin_end(np.full(n_tr, tracks.hit_numbers.shape[1]), tracks.evt, n_ev)
     b.add(
-        "SiTracks_Refitted",
+        names.TRACKS,
         tracks.evt,
         {
             "type": np.zeros(n_tr, dtype=np.int32),
@@ -136,22 +157,21 @@ def build_branches(
             "trackStates_end": s_end,
         },
     )
-    state_evt = np.repeat(tracks.evt, 4)
     b.add(
-        "_SiTracks_Refitted_trackStates",
-        state_evt,
+        _relation(names.TRACKS, "trackStates"),
+        np.repeat(tracks.evt, n_states),
         {
             k: (v.reshape(-1).astype(np.int32) if k == "location" else v.reshape(-1).astype(np.float32))
             for k, v in tracks.states.items()
         },
     )
     b.add_plain(
-        "_SiTracks_Refitted_subdetectorHitNumbers",
+        _relation(names.TRACKS, "subdetectorHitNumbers"),
         np.repeat(tracks.evt, tracks.hit_numbers.shape[1]),
         tracks.hit_numbers.reshape(-1).astype(np.int32),
     )
     b.add(
-        "SiTracks_Refitted_dQdx",
+        names.TRACK_DQDX,
         tracks.evt,
         {
             "dQdx.type": np.zeros(n_tr, dtype=np.int16),
@@ -159,13 +179,17 @@ def build_branches(
             "dQdx.error": np.zeros(n_tr, dtype=np.float32),
         },
     )
-    b.relation("_SiTracks_Refitted_dQdx_track", tracks.evt, t_local, COLLECTION_IDS["SiTracks_Refitted"])
+    b.relation(_relation(names.TRACK_DQDX, "track"), tracks.evt, t_local, COLLECTION_IDS[names.TRACKS])
+    return t_local
 
-    # --- calorimeter hits, one collection each
+
+def _add_hits(b: _Builder, hits: Hits) -> tuple[np.ndarray, np.ndarray]:
+    """One collection per calorimeter hit collection; returns each hit's index within its collection and
+    event, and the collection ID per hit collection code."""
     hit_local = np.zeros(len(hits.evt), dtype=np.int64)
     for c, name in enumerate(HIT_COLLECTIONS):
         rows = np.flatnonzero(hits.collection == c)
-        hit_local[rows] = _local_index(hits.evt[rows], n_ev)
+        hit_local[rows] = _local_index(hits.evt[rows], b.n_events)
         b.add(
             name,
             hits.evt[rows],
@@ -180,17 +204,19 @@ def build_branches(
                 "type": hits.type[rows].astype(np.int32),
             },
         )
-    hit_cid = np.array([COLLECTION_IDS[n] for n in HIT_COLLECTIONS], dtype=np.uint32)
+    return hit_local, np.array([COLLECTION_IDS[n] for n in HIT_COLLECTIONS], dtype=np.uint32)
 
-    # --- clusters with hit relations
+
+def _add_clusters(
+    b: _Builder, clusters: Clusters, hits: Hits, hit_local: np.ndarray, hit_cid: np.ndarray
+) -> None:
+    """Clusters with their hit relations (into the hit collection of each hit)."""
     n_cl = len(clusters.evt)
-    c_begin, c_end = _begin_end(clusters.hit_counts, clusters.evt, n_ev)
+    c_begin, c_end = _begin_end(clusters.hit_counts, clusters.evt, b.n_events)
     pos = clusters.position
     r = np.hypot(pos[:, 0], pos[:, 1])
-    from mlpf.sim.calorimeter import resolution_had
-
     b.add(
-        "PandoraClusters",
+        names.CLUSTERS,
         clusters.evt,
         {
             "type": np.zeros(n_cl, dtype=np.int32),
@@ -208,16 +234,21 @@ def build_branches(
         },
     )
     rows = clusters.hit_rows
-    b.relation("_PandoraClusters_hits", hits.evt[rows], hit_local[rows], hit_cid[hits.collection[rows]])
+    b.relation(
+        _relation(names.CLUSTERS, "hits"), hits.evt[rows], hit_local[rows], hit_cid[hits.collection[rows]]
+    )
 
-    # --- PFOs
+
+def _add_pfos(b: _Builder, pfos: PFOs, clusters: Clusters, track_local: np.ndarray) -> None:
+    """Baseline PF particles with their cluster and track relations."""
+    n_ev = b.n_events
     cl_local = _local_index(clusters.evt, n_ev)
     has_cl = pfos.cluster >= 0
     has_tr = pfos.track >= 0
     pc_begin, pc_end = _begin_end(has_cl.astype(np.int64), pfos.evt, n_ev)
     pt_begin, pt_end = _begin_end(has_tr.astype(np.int64), pfos.evt, n_ev)
     b.add(
-        "PandoraPFOs",
+        names.PFOS,
         pfos.evt,
         {
             "PDG": pfos.pdg.astype(np.int32),
@@ -234,36 +265,47 @@ def build_branches(
         },
     )
     b.relation(
-        "_PandoraPFOs_clusters",
+        _relation(names.PFOS, "clusters"),
         pfos.evt[has_cl],
         cl_local[pfos.cluster[has_cl]],
-        COLLECTION_IDS["PandoraClusters"],
+        COLLECTION_IDS[names.CLUSTERS],
     )
     b.relation(
-        "_PandoraPFOs_tracks",
+        _relation(names.PFOS, "tracks"),
         pfos.evt[has_tr],
-        t_local[pfos.track[has_tr]],
-        COLLECTION_IDS["SiTracks_Refitted"],
+        track_local[pfos.track[has_tr]],
+        COLLECTION_IDS[names.TRACKS],
     )
 
-    # --- truth links
+
+def _add_calo_links(
+    b: _Builder, hits: Hits, truth: Truth, hit_local: np.ndarray, hit_cid: np.ndarray
+) -> None:
+    """Calorimeter hit -> MC particle links, weighted by the energy the particle left in the hit."""
     order = np.lexsort((np.arange(len(hits.link_hit)), hits.evt[hits.link_hit]))
     lh, lm = hits.link_hit[order], hits.link_mc[order]
     l_evt = hits.evt[lh]
-    b.add("CalohitMCTruthLink", l_evt, {"weight": hits.link_energy[order].astype(np.float32)})
-    b.relation("_CalohitMCTruthLink_from", l_evt, hit_local[lh], hit_cid[hits.collection[lh]])
-    b.relation("_CalohitMCTruthLink_to", l_evt, lm - mc_off[truth.evt[lm]], mc_id)
+    b.add(names.CALO_LINK, l_evt, {"weight": hits.link_energy[order].astype(np.float32)})
+    b.relation(_relation(names.CALO_LINK, "from"), l_evt, hit_local[lh], hit_cid[hits.collection[lh]])
+    mc_local = lm - truth.offsets[truth.evt[lm]]
+    b.relation(_relation(names.CALO_LINK, "to"), l_evt, mc_local, COLLECTION_IDS[names.MC_PARTICLES])
 
-    trk_rows = np.repeat(np.arange(n_tr), 2)
+
+def _add_track_links(b: _Builder, tracks: Tracks, truth: Truth, track_local: np.ndarray) -> None:
+    """Track -> MC particle links (up to two per track), weighted by the fraction of the track's hits."""
+    n_links = tracks.link_mc.shape[1]
+    trk_rows = np.repeat(np.arange(len(tracks.evt)), n_links)
     lmc = tracks.link_mc.reshape(-1)
     lw = tracks.link_weight.reshape(-1)
     ok = lmc >= 0
     trk_rows, lmc, lw = trk_rows[ok], lmc[ok], lw[ok]
     t_evt = tracks.evt[trk_rows]
-    b.add("SiTracksMCTruthLink", t_evt, {"weight": lw.astype(np.float32)})
-    b.relation("_SiTracksMCTruthLink_from", t_evt, t_local[trk_rows], COLLECTION_IDS["SiTracks_Refitted"])
-    b.relation("_SiTracksMCTruthLink_to", t_evt, lmc - mc_off[truth.evt[lmc]], mc_id)
-    return b.data
+    b.add(names.TRACK_LINK, t_evt, {"weight": lw.astype(np.float32)})
+    b.relation(
+        _relation(names.TRACK_LINK, "from"), t_evt, track_local[trk_rows], COLLECTION_IDS[names.TRACKS]
+    )
+    mc_local = lmc - truth.offsets[truth.evt[lmc]]
+    b.relation(_relation(names.TRACK_LINK, "to"), t_evt, mc_local, COLLECTION_IDS[names.MC_PARTICLES])
 
 
 def metadata(
@@ -294,11 +336,9 @@ EVENTS_PER_BASKET = 1000
 def write_root(path: str | Path, branches: dict[str, ak.Array], meta: dict[str, Any]) -> None:
     """Write tree `events` in baskets of EVENTS_PER_BASKET events, and the metadata string; the file appears
     only when complete."""
-    import uproot
-
     with atomic_output(path) as tmp, uproot.recreate(tmp, compression=uproot.ZSTD(5)) as f:
         tree = f.mktree(
-            "events",
+            names.EVENTS_TREE,
             {k: v.type for k, v in branches.items()},
             field_name=lambda outer, inner: f"{outer}.{inner}",
             counter_name=lambda counted: f"{counted}_size",

@@ -1,8 +1,8 @@
-"""EDM4HEP collection and member names read by the parse stage, defined once.
+"""EDM4HEP collection and member names, track-state codes and podio collection IDs, defined once.
 
 Names follow the CLIC/CLD Key4HEP reconstruction (CLICPerformance `clicRec_e4h_input.py`, as read by
-jpata/particleflow `mlpf/data/key4hep/postprocessing.py`; upstream-mlpf.md section 2) and docs/contracts.md
-section 1. Legacy podio files (2023 CLIC Zenodo record 8260741) number their relations `C#N` and their vector
+jpata/particleflow `mlpf/data/key4hep/postprocessing.py`) and docs/contracts.md section 1; the fastsim writes
+the same names (mlpf.sim.collections). Legacy podio files (2023 CLIC Zenodo record 8260741) number their relations `C#N` and their vector
 members `C_N` in datamodel declaration order; the tables below give those numbers (EDM4hep 0.4-0.7 YAML).
 """
 
@@ -40,6 +40,7 @@ SUBDETECTOR_ECAL, SUBDETECTOR_HCAL, SUBDETECTOR_OTHER = 0, 1, 2
 MC_PARTICLE_ALIASES = ("MCParticle",)
 
 # Track-state locations (edm4hep::TrackState).
+TRACK_STATE_AT_OTHER = 0
 TRACK_STATE_AT_IP = 1
 TRACK_STATE_AT_FIRST_HIT = 2
 TRACK_STATE_AT_LAST_HIT = 3
@@ -108,3 +109,44 @@ LINK_END_NAMES = {"from": ("from", "rec"), "to": ("to", "sim")}
 
 # podio's "not persisted" collection ID and unset-reference index.
 UNSET_INDEX = -2
+
+
+# podio derives a collection ID as the 32-bit MurmurHash3 (x86, seed 0) of the collection name
+# (`podio::detail::hash32`); MCParticles -> 2714477136 as in every Key4HEP file.
+def murmurhash3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 x86 32-bit (Austin Appleby, public domain), as used by podio for collection IDs."""
+    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+    h = seed
+    nblocks = len(data) // 4
+    for i in range(nblocks):
+        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    tail = data[4 * nblocks :]
+    k = 0
+    if len(tail) >= 3:
+        k ^= tail[2] << 16
+    if len(tail) >= 2:
+        k ^= tail[1] << 8
+    if tail:
+        k ^= tail[0]
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h
+
+
+def collection_id(name: str) -> int:
+    """The podio collection ID of a collection name."""
+    return murmurhash3_32(name.encode())

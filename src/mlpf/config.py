@@ -25,7 +25,7 @@ import yaml
 
 from mlpf.errors import ConfigError
 
-SECTIONS = ("fastsim", "zenodo", "key4hep", "dataset", "model", "training", "evaluation")
+SECTIONS = ("fastsim", "zenodo", "key4hep", "dataset", "model", "training", "inference", "evaluation")
 
 
 @cache

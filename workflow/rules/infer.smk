@@ -18,6 +18,10 @@ rule infer:
         mem_mb=8000,
         runtime=120,
         gpu=1,
+    params:
+        precision=config["inference"]["precision"],
+        batch_size=config["inference"]["batch_size"],
     shell:
         "mlpf infer --checkpoint {input.checkpoint} --input {input.datasets} --threads {threads}"
-        " --output {output.predictions} > {log} 2>&1"
+        " --precision {params.precision} --batch-size {params.batch_size} --output {output.predictions}"
+        " > {log} 2>&1"

@@ -19,6 +19,7 @@ def _infer(args: argparse.Namespace) -> int:
         threads=args.threads,
         batch_size=args.batch_size,
         device=args.device,
+        precision=args.precision,
     )
     log.info("wrote %d events to %s", n, args.output)
     return 0
@@ -40,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
     p.add_argument("--batch-size", type=int, default=32, help="events per inference batch")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA if available), cpu, cuda")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "int8", "bf16", "fp16"),
+        help="arithmetic: fp32 (as trained), int8 (dynamic quantisation, CPU), bf16, fp16 (CUDA)",
+    )
     p.set_defaults(handler=_infer)
 
     p = subparsers.add_parser("export", help="export a trained model to ONNX")

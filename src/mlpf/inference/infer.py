@@ -6,6 +6,7 @@ probabilities) are added. Events are batched by size for speed and written back 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate
 from mlpf.data.parquet import read_metadata, reading, write_table
 from mlpf.errors import MlpfError
+from mlpf.inference.precision import prepare
 from mlpf.model.factory import model_from_checkpoint
 from mlpf.model.targets import N_CLASSES, N_PARTICLE_COLUMNS, decode
 from mlpf.progress import progress
@@ -28,9 +30,15 @@ DEFAULT_BATCH_SIZE = 32
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, dataset: ParquetEventDataset, batch_size: int, device: torch.device
+    model: torch.nn.Module,
+    dataset: ParquetEventDataset,
+    batch_size: int,
+    device: torch.device,
+    arithmetic: contextlib.AbstractContextManager | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat predictions in dataset order: (ypred [n_elements, 7], ypred_proba [n_elements, 6], counts)."""
+    """Flat predictions in dataset order: (ypred [n_elements, 7], ypred_proba [n_elements, 6], counts).
+
+    `arithmetic` is the context the forward passes run in (autocast of a precision.prepare'd model)."""
     model.eval()
     sizes = dataset.sizes()
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -40,7 +48,9 @@ def predict(
     for indices in progress(sampler, desc="infer", total=len(sampler), unit="batch"):
         batch = collate([dataset[i] for i in indices])
         X, mask = batch["X"].to(device), batch["mask"].to(device)
-        yp, pp = decode(X, mask, *model(X, mask))
+        with arithmetic or contextlib.nullcontext():
+            outputs = model(X, mask)
+        yp, pp = decode(X, mask, *(o.float() for o in outputs))
         yp, pp = yp.cpu().numpy(), pp.cpu().numpy()
         for row, i in enumerate(indices):  # scatter each event back to its place: a handful per batch
             n = sizes[i]
@@ -80,14 +90,17 @@ def infer(
     threads: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str = "auto",
+    precision: str = "fp32",
 ) -> int:
-    """Write predictions for all events of `inputs` to `output`; returns the number of events."""
+    """Write predictions for all events of `inputs` to `output`; returns the number of events.
+
+    `precision`: fp32, int8 (CPU), bf16 or fp16 (CUDA) arithmetic (mlpf.inference.precision)."""
     set_threads(threads)
     state = load_checkpoint(checkpoint)
     torch_device = pick_device(device)
-    model = model_from_checkpoint(state).to(torch_device)
+    model, arithmetic = prepare(model_from_checkpoint(state).to(torch_device), precision, torch_device)
     dataset = ParquetEventDataset(inputs)
-    ypred, proba, counts = predict(model, dataset, batch_size, torch_device)
+    ypred, proba, counts = predict(model, dataset, batch_size, torch_device, arithmetic)
     check_finite(ypred, proba, counts, dataset, checkpoint)
 
     events = []
@@ -102,6 +115,7 @@ def infer(
     record: dict[str, Any] = provenance(
         {"model": state["model_settings"]},
         stage="infer",
+        precision=precision,
         checkpoint=str(checkpoint),
         inputs=[str(p) for p in inputs],
         event_source=merge_records([read_metadata(p).get("event_source") for p in inputs]),

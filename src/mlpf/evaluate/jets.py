@@ -102,9 +102,14 @@ def match(gen: ak.Array, reco: ak.Array, max_dr: float) -> tuple[ak.Array, ak.Ar
     return index, best_dr
 
 
+def matched(reco: ak.Array, index: ak.Array, field: str) -> ak.Array:
+    """`field` (pt, energy, ...) of the matched reconstructed jet for each generator jet, NaN where unmatched."""
+    safe = ak.where(index >= 0, index, 0)
+    padded = ak.pad_none(reco[field], 1, axis=1)
+    value = padded[safe]
+    return ak.where(index >= 0, ak.fill_none(value, np.nan), np.nan)
+
+
 def matched_pt(reco: ak.Array, index: ak.Array) -> ak.Array:
     """pT of the matched reconstructed jet for each generator jet, NaN where unmatched."""
-    safe = ak.where(index >= 0, index, 0)
-    padded = ak.pad_none(reco.pt, 1, axis=1)
-    pt = padded[safe]
-    return ak.where(index >= 0, ak.fill_none(pt, np.nan), np.nan)
+    return matched(reco, index, "pt")

@@ -79,7 +79,7 @@ def _run_fastsim(args: argparse.Namespace) -> int:
 def _run_validate(args: argparse.Namespace) -> int:
     from mlpf.config import settings_from_cli
     from mlpf.errors import ConfigError
-    from mlpf.sim.validate import run_validation
+    from mlpf.evaluate.fastsim import run_validation
 
     if args.events < 10:
         raise ConfigError(f"--events must be at least 10 (got {args.events})")

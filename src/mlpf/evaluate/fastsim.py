@@ -4,11 +4,14 @@ Produces, from freshly simulated samples (fixed seeds):
 - track pT resolution vs pT (pion gun + ttbar tracks) next to the Delphes CLICdet parametrisation;
 - ECAL (photon gun) and HCAL (K0L / neutron gun) cluster energy resolution at fixed energies 2-100 GeV with
   stochastic/constant fits;
-- baseline-PF jet energy resolution on qq and ttbar (ee_genkt R = 0.7, p = -1, matched to generator jets
-  within Delta R < 0.1), median response and IQR/(1.349 median) plus RMS90 in bins of generator jet energy;
+- baseline-PF jet energy resolution on qq and ttbar with the evaluation's jets (mlpf.evaluate.jets, the
+  `evaluation.jets` defaults: ee_genkt R = 0.7, p = -1, matched to generator jets within Delta R < 0.1) and the
+  parse stage's jet truth (mlpf.data.targets.jet_truth), median response and IQR/(1.349 median) plus RMS90 in
+  bins of generator jet energy;
 - tracks, clusters, calorimeter hits and PFOs per ttbar event, and target-matched tracks / clusters per event
   from the parse stage (same code that reads the real files).
-Everything goes to one output directory: summary.json, summary.md and PNG figures.
+Everything goes to one output directory: summary.json, summary.md and PNG figures. It runs the simulation, the
+parse stage and the evaluation's jets, so it lives above all three.
 """
 
 from __future__ import annotations
@@ -17,22 +20,31 @@ import itertools
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
 import numpy as np
 
 from mlpf.atomic import atomic_directory
+from mlpf.config import validate_section
+from mlpf.data.parse import parse_file
+from mlpf.data.targets import TRUTH_MAX_ABS_ETA, jet_truth
+from mlpf.evaluate import jets
 from mlpf.sim import constants as C
 from mlpf.sim.calorimeter import resolution_em, resolution_had
-from mlpf.sim.pipeline import SimResult, run_shard, simulate
+from mlpf.sim.pipeline import SimResult, run_shard, simulate, visible_energy
 from mlpf.sim.seeds import job_seed
-from mlpf.sim.tracking import pt_resolution
+from mlpf.sim.tracking import _concat, pt_resolution
 
 log = logging.getLogger(__name__)
-JET_R, JET_P, JET_MATCH_DR = 0.7, -1.0, 0.1  # paper jet definition (arXiv:2309.06782)
 JET_E_BINS = np.array([20.0, 50.0, 80.0, 120.0, 200.0])
+BARREL_MAX_ABS_COS_THETA = 0.7  # barrel jets only, as the Pandora CLICdet numbers
 
 
 def rms90(x: np.ndarray) -> float:
@@ -115,8 +127,6 @@ def cluster_resolution(results: dict[float, SimResult], kind: str) -> dict[str, 
     sigma is IQR / 1.349 of the ratio (barrel, |eta| < 0.78); the fit has the model's noise term fixed for hadrons
     so that the stochastic and constant terms compare with the Delphes CLICdet ones.
     """
-    from mlpf.sim.pipeline import visible_energy
-
     rows = []
     ref = resolution_em if kind == "ecal" else resolution_had
     for energy, result in sorted(results.items()):
@@ -158,50 +168,46 @@ def _scan(sample: str, n_events: int, seed: int, settings: dict[str, Any]) -> di
 
 
 # --- jets ----------------------------------------------------------------------------------------------------------
-def _jets(px, py, pz, e, evt, n_events):
-    import fastjet
+def jet_definition() -> jets.JetDefinition:
+    """The evaluation's jets (`evaluation.jets` defaults) without their pT threshold: the resolution is binned in
+    jet energy from 20 GeV, and every barrel jet of those bins counts."""
+    return replace(jets.JetDefinition.from_settings(validate_section("evaluation", {})["jets"]), min_pt=0.0)
 
+
+def _particles(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np.ndarray, evt: np.ndarray, n_events: int
+) -> ak.Array:
+    """Flat particles sorted by event -> per-event `{px, py, pz, E}` records, the input of jets.cluster."""
     counts = np.bincount(evt, minlength=n_events)
-    arr = ak.zip(
-        {k: ak.unflatten(v, counts) for k, v in (("px", px), ("py", py), ("pz", pz), ("E", e))},
-        with_name="Momentum4D",
+    return ak.zip(
+        {k: ak.unflatten(v, counts) for k, v in (("px", px), ("py", py), ("pz", pz), ("E", energy))}
     )
-    from mlpf.sim.generate import _quiet_stdout
 
-    jetdef = fastjet.JetDefinition(fastjet.ee_genkt_algorithm, JET_R, JET_P)
-    with _quiet_stdout():  # the FastJet banner goes to the C stdout
-        cs = fastjet.ClusterSequence(arr, jetdef)
-        return cs.inclusive_jets()
+
+def _generator_particles(result: SimResult) -> ak.Array:
+    """The generator particles jets are scored against, chosen as the parse stage chooses them."""
+    t = result.truth
+    pt = np.hypot(t.px, t.py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(t.pz / pt)  # +-inf along the beam: outside any acceptance
+    keep = jet_truth(t.gen_status, t.pdg, eta, TRUTH_MAX_ABS_ETA)
+    return _particles(t.px[keep], t.py[keep], t.pz[keep], t.energy[keep], t.evt[keep], len(t.counts))
 
 
 def jet_response(result: SimResult) -> dict[str, Any]:
     """Baseline-PF jets matched to generator jets; response E_pf / E_gen and resolution per E_gen bin."""
-    t, pf = result.truth, result.pfos
-    n = len(t.counts)
-    vis = t.final & ~np.isin(np.abs(t.pdg), (12, 14, 16))
-    gen = _jets(t.px[vis], t.py[vis], t.pz[vis], t.energy[vis], t.evt[vis], n)
-    reco = _jets(pf.momentum[:, 0], pf.momentum[:, 1], pf.momentum[:, 2], pf.energy, pf.evt, n)
-
-    def eta_phi(j):
-        eta = np.arcsinh(j.pz / np.maximum(np.sqrt(j.px**2 + j.py**2), 1e-9))
-        return eta, np.arctan2(j.py, j.px)
-
-    ge, gp = eta_phi(gen)
-    re, rp = eta_phi(reco)
-    deta = ge[:, :, np.newaxis] - re[:, np.newaxis, :]
-    dphi = (gp[:, :, np.newaxis] - rp[:, np.newaxis, :] + np.pi) % (2 * np.pi) - np.pi
-    dr = np.sqrt(deta**2 + dphi**2)
-    best = ak.argmin(dr, axis=2, keepdims=True)
-    dr_best = ak.flatten(dr[best], axis=2)
-    r_idx = ak.flatten(best, axis=2)
-    e_match = reco.E[ak.fill_none(r_idx, 0)]
-    ok = ak.fill_none(dr_best < JET_MATCH_DR, False)
-    # barrel jets only, as the Pandora numbers (|cos theta| < 0.7)
-    gcos = gen.pz / np.sqrt(gen.px**2 + gen.py**2 + gen.pz**2)
-    ok = ok & (np.abs(gcos) < 0.7)
-    eg = ak.to_numpy(ak.flatten(gen.E[ok]))
-    er = ak.to_numpy(ak.flatten(e_match[ok]))
-    n_gen = int(ak.sum(np.abs(gcos) < 0.7))
+    pf, n = result.pfos, len(result.truth.counts)
+    definition = jet_definition()
+    gen = jets.cluster(_generator_particles(result), definition)
+    reco = jets.cluster(
+        _particles(pf.momentum[:, 0], pf.momentum[:, 1], pf.momentum[:, 2], pf.energy, pf.evt, n), definition
+    )
+    index, _ = jets.match(gen, reco, definition.match_dr)
+    barrel = np.abs(np.tanh(gen.eta)) < BARREL_MAX_ABS_COS_THETA  # |cos theta| = |tanh eta|
+    ok = (index >= 0) & barrel
+    eg = ak.to_numpy(ak.flatten(gen.energy[ok]))
+    er = ak.to_numpy(ak.flatten(jets.matched(reco, index, "energy")[ok]))
+    n_gen = int(ak.sum(barrel))
     rows = []
     for lo, hi in itertools.pairwise(JET_E_BINS):
         sel = (eg >= lo) & (eg < hi)
@@ -225,13 +231,8 @@ def multiplicities(result: SimResult) -> dict[str, float]:
     }
 
 
-def target_multiplicities(path: Path) -> dict[str, float] | None:
-    """Target-matched tracks and clusters per event, from the parse stage if it is installed."""
-    try:
-        from mlpf.config import validate_section
-        from mlpf.data.parse import parse_file
-    except ImportError:  # pragma: no cover - parse stage absent
-        return None
+def target_multiplicities(path: Path) -> dict[str, float]:
+    """Target-matched tracks and clusters per event, from the parse stage (the code that reads real files)."""
     stats = parse_file(path, path.with_suffix(".parquet"), validate_section("dataset", {}))["stats"]
     n = stats["events_read"]
     return {
@@ -242,11 +243,6 @@ def target_multiplicities(path: Path) -> dict[str, float] | None:
 
 # --- figures ----------------------------------------------------------------------------------------------------------
 def _figures(out: Path, summary: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5, 4))
     rows = summary["track_pt_resolution"]["bins"]
     ax.plot([r["pt"] for r in rows], [r["sigma_rel"] for r in rows], "o", label="fastsim tracks (|eta|<0.88)")
@@ -366,8 +362,6 @@ def run_validation(output: str | Path, settings: dict[str, Any], n_events: int =
 
 def _merge_for_tracks(a: SimResult, b: SimResult) -> SimResult:
     """Tracks of two samples with truth indices into a concatenated truth (only the arrays tracks need)."""
-    from mlpf.sim.tracking import _concat
-
     n_a = len(a.truth.evt)
     shifted = b.tracks.__class__(**{f: getattr(b.tracks, f) for f in b.tracks.__dataclass_fields__})
     shifted.link_mc = np.where(b.tracks.link_mc >= 0, b.tracks.link_mc + n_a, -1)

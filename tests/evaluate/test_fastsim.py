@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlpf.cli import main
-from mlpf.sim.validate import _fit_resolution, rms90
+from mlpf.evaluate.fastsim import _fit_resolution, rms90
 
 
 def test_rms90_of_gaussian_core_with_tails():

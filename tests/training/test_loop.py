@@ -66,6 +66,25 @@ def test_train_writes_outputs_and_learns(shards: list[Path], tmp_path: Path) -> 
     assert info["n_derived_inputs"] == N_CALORIMETER_FEATURES  # calorimeter_features is on by default
 
 
+def test_the_validation_jet_metric_uses_the_jets_it_is_given(shards: list[Path], tmp_path: Path) -> None:
+    # evaluation.jets reaches the metric: with a threshold no jet passes, nothing is matched
+    training = {**TRAINING, "epochs": 1}
+    train(
+        shards,
+        tmp_path,
+        MODEL,
+        training,
+        {"validation_fraction": 0.25},
+        seed=1,
+        threads=1,
+        jet_settings={"min_pt": 1e4},
+    )
+    assert _history(tmp_path)[0]["val_jet_iqr_over_median"] == "nan"
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["validation_jets"]["min_pt"] == 1e4
+    assert info["validation_jets"]["radius"] == 0.7  # the other keys keep their defaults
+
+
 def test_same_seed_same_weights_and_resume_is_exact(shards: list[Path], tmp_path: Path) -> None:
     full = tmp_path / "full"
     train(shards, full, MODEL, TRAINING, {}, seed=7, threads=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlpf.evaluate.jets import JetDefinition
 from mlpf.training.metrics import (
     jet_response_iqr_over_median,
     met_response_iqr_over_median,
@@ -24,14 +25,17 @@ def test_jet_response_is_zero_for_perfect_and_grows_with_smearing() -> None:
     events = make_events(20, seed=4, n_min=40, n_max=80)
     counts = np.asarray(events.X.layout.offsets.data[1:] - events.X.layout.offsets.data[:-1])
     target = np.asarray(events.ytarget.layout.content.content.data).reshape(-1, 7).copy()
-    assert jet_response_iqr_over_median(target, target, counts) == 0.0
+    jets = JetDefinition()
+    assert jet_response_iqr_over_median(target, target, counts, jets) == 0.0
     rng = np.random.default_rng(0)
     smeared = target.copy()
     factor = rng.normal(1.0, 0.3, len(target)).clip(0.1)
     smeared[:, 2] *= factor
     smeared[:, 6] *= factor
-    iqr = jet_response_iqr_over_median(smeared, target, counts)
+    iqr = jet_response_iqr_over_median(smeared, target, counts, jets)
     assert 0.02 < iqr < 0.5
+    # the definition is the caller's: jets above 1 TeV do not exist here, so nothing is matched
+    assert np.isnan(jet_response_iqr_over_median(smeared, target, counts, JetDefinition(min_pt=1000.0)))
 
 
 def test_met_response_is_zero_for_perfect_and_grows_with_smearing() -> None:

@@ -41,6 +41,11 @@ def section_json(name):
     return json.dumps(config[name], sort_keys=True, separators=(",", ":"))
 
 
+def jet_settings_json():
+    """The jet definition (evaluation.jets) as JSON: the training's validation metric uses it as well."""
+    return json.dumps(config["evaluation"]["jets"], sort_keys=True, separators=(",", ":"))
+
+
 def event_source_json():
     """Where the events are acquired from, for the record each parsed shard keeps of its events' origin (the
     file itself tells fast from full simulation, not which Zenodo record or Key4HEP release it came from)."""

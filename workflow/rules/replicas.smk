@@ -26,6 +26,7 @@ rule train_replica:
         model=section_json("model"),
         training=section_json("training"),
         dataset=section_json("dataset"),
+        jets=jet_settings_json(),
         split_seed=config["seed"],
         outdir=subpath(output.checkpoint, parent=True),
         launcher=torchrun_launcher,
@@ -35,7 +36,8 @@ rule train_replica:
         "if [ {resources.attempt} -gt 1 ]; then resume=--resume;"
         " else rm -f {params.resume_state}; resume=; fi; "
         "{params.launcher}mlpf train --train {input.datasets} --model-settings {params.model:q}"
-        " --settings {params.training:q} --dataset-settings {params.dataset:q} --seed {wildcards.seed}"
+        " --settings {params.training:q} --dataset-settings {params.dataset:q}"
+        " --jet-settings {params.jets:q} --seed {wildcards.seed}"
         " --split-seed {params.split_seed} --threads {threads} --output-dir {params.outdir} $resume"
         " > {log} 2>&1"
 

@@ -24,6 +24,19 @@ def _json_section(name: str, text: str | None) -> dict:
     return validate_section(name, value, source=f"--{name}-settings")
 
 
+def _json_object(option: str, text: str) -> dict:
+    """A JSON object given on the command line (validated where it is used)."""
+    from mlpf.errors import ConfigError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{option} is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option} must be a JSON object")
+    return value
+
+
 def _train(args: argparse.Namespace) -> int:
     from mlpf.config import load_config, settings_from_cli
     from mlpf.training.loop import train
@@ -31,16 +44,20 @@ def _train(args: argparse.Namespace) -> int:
     if args.config is not None:
         config = load_config(args.config)
         model, training, dataset = config["model"], config["training"], config["dataset"]
+        jets = config["evaluation"]["jets"]
         # explicit JSON sections take precedence over the config file's
         if args.model_settings is not None:
             model = _json_section("model", args.model_settings)
         if args.dataset_settings is not None:
             dataset = _json_section("dataset", args.dataset_settings)
+        if args.jet_settings is not None:
+            jets = _json_object("--jet-settings", args.jet_settings)
         seed = args.seed if args.seed is not None else config["seed"]
     else:
         model = _json_section("model", args.model_settings)
         training = settings_from_cli("training", args.settings, None)
         dataset = _json_section("dataset", args.dataset_settings)
+        jets = None if args.jet_settings is None else _json_object("--jet-settings", args.jet_settings)
         seed = 42 if args.seed is None else args.seed
     summary = train(
         args.train,
@@ -52,6 +69,7 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         resume=args.resume,
         split_seed=args.split_seed,
+        jet_settings=jets,
     )
     if not summary["finished"]:
         log.error(
@@ -69,6 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_settings_arguments(p)  # --settings = training section, or --config for a whole config file
     p.add_argument("--model-settings", metavar="JSON", help="the model config section as JSON")
     p.add_argument("--dataset-settings", metavar="JSON", help="the dataset config section as JSON")
+    p.add_argument(
+        "--jet-settings",
+        metavar="JSON",
+        help="the evaluation.jets config section as JSON: the jets of the validation's jet metric",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: config seed or 42)")
     p.add_argument(
         "--split-seed",

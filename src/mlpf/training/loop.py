@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import importlib.util
 import io
 import json
@@ -41,6 +42,7 @@ from mlpf.config import validate_section
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate, train_validation_split
 from mlpf.data.parquet import read_metadata
 from mlpf.errors import MlpfError
+from mlpf.evaluate.jets import JetDefinition
 from mlpf.model.factory import build_model
 from mlpf.model.geometry import N_CALORIMETER_FEATURES
 from mlpf.model.losses import LOSS_TERMS, mlpf_loss
@@ -127,9 +129,10 @@ def validate(
     settings: dict[str, Any],
     device: torch.device,
     precision: str,
+    jets: JetDefinition,
 ) -> dict[str, float]:
-    """Validation loss per term (mean over batches) and the jet pT and MET response IQR/median of MLPF and of
-    the baseline PF."""
+    """Validation loss per term (mean over batches) and the jet pT (jets as `jets` defines them) and MET
+    response IQR/median of MLPF and of the baseline PF."""
     if len(dataset) == 0:
         return {}
     model.eval()
@@ -156,10 +159,10 @@ def validate(
     out = {("val_loss" if k == "loss" else f"val_loss_{k}"): v / n_batches for k, v in sums.items()}
     flat = {k: np.concatenate(v) for k, v in rows.items()}
     out["val_jet_iqr_over_median"] = jet_response_iqr_over_median(
-        flat["pred"], flat["target"], flat["counts"]
+        flat["pred"], flat["target"], flat["counts"], jets
     )
     out["val_jet_iqr_over_median_pf"] = jet_response_iqr_over_median(
-        flat["cand"], flat["target"], flat["counts"]
+        flat["cand"], flat["target"], flat["counts"], jets
     )
     out["val_met_iqr_over_median"] = met_response_iqr_over_median(
         flat["pred"], flat["target"], flat["counts"]
@@ -223,6 +226,7 @@ class _Setup:
     sampler: BucketBatchSampler
     total_steps: int
     started: float  # perf_counter() when this process started the run
+    jets: JetDefinition  # of the validation's jet metric
 
     @property
     def is_main(self) -> bool:
@@ -262,6 +266,7 @@ def train(
     stop_after_steps: int | None = None,
     epoch_callback: Callable[[dict[str, Any]], bool | None] | None = None,
     split_seed: int | None = None,
+    jet_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a model and write the outputs listed in the module docstring.
 
@@ -270,7 +275,8 @@ def train(
     history row (losses and validation metrics) after validation; a true return value stops the run the same
     way (stop reason `epoch_callback`), which is how a hyperparameter search prunes a trial. `split_seed`
     (default: `seed`) draws the validation split, so trainings that differ only in their seed can be
-    validated on the same events. Returns a summary dict with `finished`.
+    validated on the same events. `jet_settings` is the `evaluation.jets` section the validation's jet metric
+    uses (default: its schema defaults). Returns a summary dict with `finished`.
     """
     setup = _prepare(
         train_paths,
@@ -281,6 +287,7 @@ def train(
         seed,
         threads,
         split_seed,
+        jet_settings,
     )
     state = _build(setup)
     if resume and setup.resume_path.is_file():
@@ -322,12 +329,14 @@ def _prepare(
     seed: int,
     threads: int | None,
     split_seed: int | None,
+    jet_settings: dict[str, Any] | None,
 ) -> _Setup:
     """Validate the settings, claim the threads and the device, read the inputs and split them."""
     started = time.perf_counter()
     model_settings = validate_section("model", model_settings or {}, source="--model-settings")
     settings = validate_section("training", training_settings or {}, source="--settings")
     dataset_settings = validate_section("dataset", dataset_settings or {}, source="--dataset-settings")
+    jets = _jet_definition(jet_settings)
     n_threads = set_threads(threads)
     rank, world_size, device = _init_distributed(settings["device"])
 
@@ -360,7 +369,14 @@ def _prepare(
         sampler=sampler,
         total_steps=total_steps,
         started=started,
+        jets=jets,
     )
+
+
+def _jet_definition(jet_settings: dict[str, Any] | None) -> JetDefinition:
+    """The validation's jet definition from an `evaluation.jets` section (validated, defaults filled)."""
+    evaluation = validate_section("evaluation", {"jets": jet_settings or {}}, source="--jet-settings")
+    return JetDefinition.from_settings(evaluation["jets"])
 
 
 def _build(setup: _Setup) -> _State:
@@ -559,7 +575,9 @@ def _end_epoch(
         state.epoch, state.global_step, state.step_in_epoch, state.scheduler, state.accum, setup.world_size
     )
     row.update(
-        validate(state.model, setup.val_set, setup.settings, setup.device, setup.settings["precision"])
+        validate(
+            state.model, setup.val_set, setup.settings, setup.device, setup.settings["precision"], setup.jets
+        )
     )
     row["elapsed_s"] = _elapsed(setup, state)
     state.history.append(row)
@@ -587,6 +605,7 @@ def _write_outputs(setup: _Setup, state: _State) -> None:
         "n_derived_inputs": N_CALORIMETER_FEATURES if setup.model_settings["calorimeter_features"] else 0,
         "training": setup.settings,
         "dataset": setup.dataset_settings,
+        "validation_jets": dataclasses.asdict(setup.jets),
         "seed": setup.seed,
         "train_files": setup.train_files,
         "train_event_source": merge_records(

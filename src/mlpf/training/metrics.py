@@ -1,10 +1,11 @@
 """Validation metrics computed during training: response IQR / median of jets and of MET.
 
 The jet metric clusters the predicted, baseline-PF and target particles of the validation events with the
-evaluation stage's jet definition (`mlpf.evaluate.jets`, config `evaluation.jets`), matches each target jet to
-its nearest reconstructed jet and reports IQR / median of pT(reco) / pT(target): the paper's figure of merit
-(arXiv:2309.06782; upstream-mlpf.md section 9), on targets instead of generator particles because the
-validation split carries only element-level rows. The MET metric is the same statistic of the event's missing
+evaluation stage's jet code and the configured jet definition (`mlpf.evaluate.jets`, config `evaluation.jets`,
+which the training receives), matches each target jet to its nearest reconstructed jet and reports IQR / median
+of pT(reco) / pT(target): the paper's figure of merit (arXiv:2309.06782, jet response figures; upstream
+`mlpf/jet_utils.py`), on targets instead of generator particles because the validation split carries only
+element-level rows. The MET metric is the same statistic of the event's missing
 transverse momentum, |sum of particle pT vectors| (`mlpf.evaluate.particles.missing_pt`, the evaluation stage's
 definition), reco over target, over the events with non-zero target MET.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from mlpf.model.targets import Y_CLASS, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PT, Y_SIN_PHI
+from mlpf.data.targets import Y_CLASS, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PT, Y_SIN_PHI
+from mlpf.evaluate.jets import JetDefinition, cluster, match, matched_pt
+from mlpf.evaluate.particles import missing_pt
 
 
 def response_iqr_over_median(reco: np.ndarray, reference: np.ndarray) -> float:
@@ -42,12 +45,10 @@ def _particles(rows: np.ndarray, counts: np.ndarray) -> ak.Array:
     )
 
 
-def jet_response_iqr_over_median(reco_rows: np.ndarray, target_rows: np.ndarray, counts: np.ndarray) -> float:
+def jet_response_iqr_over_median(
+    reco_rows: np.ndarray, target_rows: np.ndarray, counts: np.ndarray, definition: JetDefinition
+) -> float:
     """Jet pT response IQR / median of reco jets matched to target jets (NaN if no jet matched)."""
-    from mlpf.config import validate_section
-    from mlpf.evaluate.jets import JetDefinition, cluster, match, matched_pt
-
-    definition = JetDefinition.from_settings(validate_section("evaluation", {})["jets"])
     target_jets = cluster(_particles(target_rows, counts), definition)
     reco_jets = cluster(_particles(reco_rows, counts), definition)
     index, _ = match(target_jets, reco_jets, definition.match_dr)
@@ -59,8 +60,6 @@ def jet_response_iqr_over_median(reco_rows: np.ndarray, target_rows: np.ndarray,
 
 def met_response_iqr_over_median(reco_rows: np.ndarray, target_rows: np.ndarray, counts: np.ndarray) -> float:
     """MET response IQR / median of the events (NaN if no event has target MET > 0)."""
-    from mlpf.evaluate.particles import missing_pt
-
     reco_met = missing_pt(_particles(reco_rows, counts))
     target_met = missing_pt(_particles(target_rows, counts))
     return response_iqr_over_median(np.asarray(reco_met, np.float64), np.asarray(target_met, np.float64))

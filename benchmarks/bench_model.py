@@ -1,7 +1,7 @@
 """Speed and memory of the MLPF backbones.
 
 1. Training throughput (events/s, ms/event per optimiser step) and inference latency (ms/event) at B = 16
-   events of up to N = 256 elements with ~21 % padding (the conditions of docs/performance-anchors), for both
+   events of up to N = 256 elements with ~21 % padding (the conditions of upstream's timings, docs/performance.md), for both
    backbones, next to a reference measured in the same run: torch's own `nn.TransformerEncoder` of the same
    width and total depth (so figures can be quoted as ratios, independent of machine load).
 2. Inference time and peak extra memory at B = 1 for N = 256 ... 10240 elements. Each point runs in a fresh
@@ -40,7 +40,7 @@ from mlpf.model.geometry import X_OMEGA, X_TAN_LAMBDA
 from mlpf.model.losses import mlpf_loss
 
 SCALING_N = (256, 1024, 2048, 4096, 10240)
-PADDING = 0.21  # fraction of padded slots in the anchor batches (performance-anchors.md)
+PADDING = 0.21  # fraction of padded slots in the batches of upstream's timings (docs/performance.md)
 
 
 def make_batch(

@@ -1,4 +1,4 @@
-"""Element features (upstream-mlpf.md section 3), on hand-made inputs and on the real CLD file."""
+"""Element features (docs/dataset.md, "Elements X"), on hand-made inputs and on the real CLD file."""
 
 from __future__ import annotations
 

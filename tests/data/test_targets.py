@@ -1,4 +1,4 @@
-"""Target definition and association (upstream-mlpf.md section 4) on hand-made inputs."""
+"""Target definition and association (docs/dataset.md, "Targets") on hand-made inputs."""
 
 from __future__ import annotations
 

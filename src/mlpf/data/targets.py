@@ -1,10 +1,10 @@
 """Target particles per element: classes, visibility, association to tracks/clusters, baseline candidates.
 
-Definitions from upstream-mlpf.md section 4 (jpata/particleflow `assign_genparticles_to_obj_and_merge`,
-`map_pdgid_to_candid`, `get_recoptcl_to_obj`). All functions take flat numpy arrays whose indices are global
-over a chunk of events (an element index never repeats across events), so one call handles many events; since
-particles of different events never share an element, a single energy-ordered pass over all of them gives the
-same result as one pass per event.
+Definitions from jpata/particleflow `mlpf/data/key4hep/postprocessing.py` (`assign_genparticles_to_obj_and_merge`,
+`map_pdgid_to_candid`, `get_recoptcl_to_obj`; docs/dataset.md). All functions take flat numpy arrays whose
+indices are global over a chunk of events (an element index never repeats across events), so one call handles
+many events; since particles of different events never share an element, a single energy-ordered pass over
+all of them gives the same result as one pass per event.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ GENERATOR_STATUS_FINAL = 1  # HepMC status 1: final-state particle handed to Gea
 # eta = asinh(2307 / 260) = 2.88). Particle flow has no input beyond it (tracks end at |eta| 2.54, and the
 # LumiCal/BeamCal are not part of it), so a particle there is invisible to both MLPF and the baseline, and its
 # target, too, is empty. The jets of the paper's procedure are built from all status-1 non-neutrino particles
-# (upstream-mlpf.md section 9); `dataset.truth_max_abs_eta: null` keeps that.
+# (arXiv:2309.06782; upstream `mlpf/jet_utils.py`); `dataset.truth_max_abs_eta: null` keeps that.
 TRUTH_MAX_ABS_ETA = 2.88
 
 
 @dataclass(frozen=True)
 class Visibility:
-    """Thresholds of a target definition (upstream-mlpf.md section 4.1)."""
+    """Thresholds of a target definition (upstream PRs #304 and #352; docs/dataset.md)."""
 
     min_energy: float  # GeV, E > min_energy
     min_track_weight: float  # max track-link weight >= this (fraction of the track's hits)
@@ -204,7 +204,7 @@ def associate(
     n_tracks: int,
     n_clusters: int,
 ) -> Association:
-    """Upstream `assign_genparticles_to_obj_and_merge` (upstream-mlpf.md section 4.2).
+    """Upstream `assign_genparticles_to_obj_and_merge` (`mlpf/data/key4hep/postprocessing.py`).
 
     Visible particles by decreasing energy take their best unused track, else their best unused cluster;
     the rest are 4-vector-added to the particle owning their best cluster, or dropped if none owns it.

@@ -2,8 +2,8 @@
 
 Inputs `X` [batch, elements, 17] float32 (raw element features; normalisation is inside the graph) and `mask`
 [batch, elements] bool (True = element); outputs `binary`, `pid`, `charge`, `momentum` as `MLPF.forward`.
-Upstream exports with the TorchScript-based exporter (`dynamo=False`, upstream-mlpf.md section 8.6); so does
-this module, which needs no extra packages.
+Upstream exports with the TorchScript-based exporter (`dynamo=False`, its `tests/test_onnx_export.py`); so
+does this module, which needs no extra packages.
 """
 
 from __future__ import annotations

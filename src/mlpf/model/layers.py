@@ -18,7 +18,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU}
 # GNN-LSH in-bin kernel exp(-KERNEL_SCALE * squared distance) (upstream CombinedGraphLayer: exp(-0.1 L2)).
 KERNEL_SCALE = 0.1
 # The kernel exponent is capped so that no weight is a subnormal float: subnormals slowed upstream's CPU training
-# step 3x (performance-anchors.md); exp(-50) ~ 2e-22 is still far above the float32 normal range limit.
+# step 3x (docs/performance.md); exp(-50) ~ 2e-22 is still far above the float32 normal range limit.
 KERNEL_MAX_EXPONENT = 50.0
 # Seed of the fixed random LSH projection (a buffer, saved in checkpoints; the seed only fixes its initial draw).
 LSH_PROJECTION_SEED = 0x15A

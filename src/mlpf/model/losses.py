@@ -1,4 +1,4 @@
-"""MLPF loss (upstream `mlpf/model/losses.py`, upstream-mlpf.md section 8.3), one value per term.
+"""MLPF loss (upstream `mlpf/model/losses.py`, v2.x from jpata/particleflow PR #343), one value per term.
 
 - binary: cross-entropy of particle / no particle, mean over real elements;
 - pid: focal loss (gamma 2) on elements with a true particle, summed and divided by the real-element count;

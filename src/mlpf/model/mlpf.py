@@ -1,6 +1,6 @@
 """The MLPF network: element encoders, two backbone stacks (ID and regression), output heads.
 
-Structure after upstream `mlpf/model/mlpf.py` v2.x (upstream-mlpf.md section 8.1): separate per-element-type
+Structure after upstream `mlpf/model/mlpf.py` v2.x (jpata/particleflow, PyTorch): separate per-element-type
 encoders and stacks for identification and regression, final LayerNorms, a binary particle/no-particle head,
 a 6-class PID head, a charge head, and regression heads whose energy is built so that E >= |p|.
 """
@@ -172,7 +172,7 @@ class MLPF(nn.Module):
         sin_phi = X[..., X_SIN_PHI] + reg[..., 2]
         cos_phi = X[..., X_COS_PHI] + reg[..., 3]
         # E >= |p|: floor = log(|p| / E_elem) from the (detached) predicted pt and eta, |p| = pt cosh(eta);
-        # the head only adds a non-negative amount on top (upstream-mlpf.md section 8.1 item 5).
+        # the head only adds a non-negative amount on top (upstream `mlpf/model/mlpf.py` v2.x: mass^2 >= 0).
         ref_pt = X[..., X_PT].clamp_min(MIN_REFERENCE)
         ref_e = X[..., X_ENERGY].clamp_min(MIN_REFERENCE)
         floor = logpt.detach() + torch.log(ref_pt) + log_cosh(eta.detach()) - torch.log(ref_e)

@@ -166,7 +166,7 @@ MUON_MASS = 0.10566
 # Half crossing angle 10 mrad: ddsim crossingAngleBoost = 0.010 in clic_steer.py [CLICPERF].
 CROSSING_ANGLE_BOOST = 0.010
 # Vertex spread of the 2025 MLPF CLIC production cards (Beams:allowVertexSpread, sigma x 27.3 um, y 48.8 nm,
-# z 1.33 mm; HEP-KBFI/key4hep-sim clic/pythia, see upstream-mlpf.md 6.2).
+# z 1.33 mm; HEP-KBFI/key4hep-sim clic/pythia/p8_ee_*_ecm380.cmd).
 VERTEX_SIGMA_MM = (27.3e-3, 48.8e-6, 1.33)
 # Long-lived decays: Pythia decays particles only inside the tracker cylinder, as in the production cards
 # (ParticleDecays:limitCylinder, xyMax 2250 mm, zMax 2500 mm; HEP-KBFI/key4hep-sim clic/pythia).

@@ -2,8 +2,9 @@
 
 Names follow the CLIC/CLD Key4HEP reconstruction (CLICPerformance `clicRec_e4h_input.py`, as read by
 jpata/particleflow `mlpf/data/key4hep/postprocessing.py`) and docs/contracts.md section 1; the fastsim writes
-the same names (mlpf.sim.collections). Legacy podio files (2023 CLIC Zenodo record 8260741) number their relations `C#N` and their vector
-members `C_N` in datamodel declaration order; the tables below give those numbers (EDM4hep 0.4-0.7 YAML).
+the same names (mlpf.sim.collections). Legacy podio files (2023 CLIC Zenodo record 8260741) number their
+relations `C#N` and their vector members `C_N` in datamodel declaration order; the tables below give those
+numbers (EDM4hep 0.4-0.7 YAML).
 """
 
 from __future__ import annotations

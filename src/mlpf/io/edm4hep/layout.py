@@ -1,6 +1,6 @@
 """Detect how an EDM4HEP file stores its collection-ID table and relations.
 
-Four layouts occur in practice (upstream-mlpf.md section 2, docs/contracts.md section 1):
+Four layouts occur in practice (docs/dataset.md "Input layouts", docs/contracts.md section 1):
 
 - `legacy`: podio < 0.16 (2023 CLIC Zenodo files). ID table in tree `metadata`, branch `CollectionIDs`
   (`m_names`, `m_collectionIDs`); relations `C#N`, vector members `C_N`.

@@ -1,6 +1,7 @@
 """Throughput of the fastsim on one core: events/s for generation, detector + PF, and writing.
 
-Usage: python benchmarks/bench_fastsim.py [--sample ttbar] [--events 1000] [--repeat 3] [--json out.json]
+Usage: python benchmarks/bench_fastsim.py [--sample ttbar] [--events 1000] [--repeat 3] [--hit-detail coarse|full]
+       [--json out.json]
 Runs in this process (one core) and reports the best of `repeat` runs per stage, in wall time and in CPU time
 of the process (the per-core cost even when the machine is shared with other jobs).
 """
@@ -32,8 +33,8 @@ class _Clock:
         return out
 
 
-def bench_once(sample: str, n_events: int, seed: int) -> dict[str, float]:
-    settings = validate_section("fastsim", {"events_per_shard": n_events})
+def bench_once(sample: str, n_events: int, seed: int, hit_detail: str = "coarse") -> dict[str, float]:
+    settings = validate_section("fastsim", {"events_per_shard": n_events, "hit_detail": hit_detail})
     gun = (settings["gun_energy_min"], settings["gun_energy_max"])
     clock = _Clock()
     generate(sample, n_events, seed, settings["sqrt_s"], gun)
@@ -47,6 +48,7 @@ def bench_once(sample: str, n_events: int, seed: int) -> dict[str, float]:
         write_wall, write_cpu = clock.lap()
         size = path.stat().st_size
     return {
+        "calorimeter_hits_per_event": len(result.hits.energy) / n_events,
         "generation_wall": gen_wall,
         "generation_cpu": gen_cpu,
         "detector_and_pf_wall": sim_wall - gen_wall,  # simulate() = generation + truth + detector + PF
@@ -64,12 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", default="ttbar")
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--hit-detail", default="coarse", choices=("coarse", "full"), help="fastsim.hit_detail"
+    )
     parser.add_argument("--json", default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
-    runs = [bench_once(args.sample, args.events, 1000 + i) for i in range(args.repeat)]
+    runs = [bench_once(args.sample, args.events, 1000 + i, args.hit_detail) for i in range(args.repeat)]
     best = {k: min(r[k] for r in runs) for k in runs[0]}
     result = {
         "sample": args.sample,
+        "hit_detail": args.hit_detail,
         "events": args.events,
         "repeat": args.repeat,
         "seconds_best": best,

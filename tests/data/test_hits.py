@@ -283,3 +283,32 @@ def test_fastsim_hit_level_does_not_depend_on_chunks(fastsim_shards):
     a, b = (ak.from_parquet(shards["hits", n][0]) for n in (1000, 7))
     for field in ("X", "ytarget", "ycand"):
         assert ak.all(ak.flatten(a[field], axis=None) == ak.flatten(b[field], axis=None))
+
+
+def test_full_detail_fastsim_with_noise_at_the_hit_level(tmp_path):
+    """fastsim.hit_detail: full gives full-simulation hit counts; noise hits (no truth) become elements without a
+    target particle, and the shard passes dataset-validate."""
+    from mlpf.config import validate_section
+    from mlpf.data.validate import validate_shards
+    from mlpf.sim.pipeline import run_shard
+
+    settings = validate_section(
+        "fastsim", {"events_per_shard": 5, "hit_detail": "full", "noise_hits_per_event": 300}
+    )
+    run_shard("ttbar", "0", 11, settings, tmp_path / "ttbar.root", show_progress=False)
+    out = tmp_path / "ttbar" / "0.parquet"
+    record = parse_file(tmp_path / "ttbar.root", out, {"elements": "hits"})
+    summary = validate_shards([out])["samples"]["ttbar"]
+    assert summary["ok"], summary["checks"]
+    assert summary["hits"] / summary["events"] > 5000
+    with Edm4hepFile(tmp_path / "ttbar.root") as f:
+        ev = f.read(0, f.n_events)
+    events = ak.from_parquet(out)
+    for e in range(len(events)):
+        X, yt = ak.to_numpy(events.X[e]), ak.to_numpy(events.ytarget[e])
+        n_trk = int((X[:, 0] == features.ELEM_TYPE_TRACK).sum())
+        linked = np.zeros(len(X) - n_trk, dtype=bool)
+        linked[ak.to_numpy(ev.calo_links.hit[e])] = True
+        assert (~linked).sum() > 200  # the noise hits
+        assert np.all(yt[n_trk:][~linked, 0] == 0)
+    assert record["stats"]["target_energy"] == pytest.approx(record["stats"]["kept_energy"], rel=1e-6)

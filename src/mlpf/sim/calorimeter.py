@@ -224,7 +224,182 @@ def make_spots(
         idx, pos, e = np.zeros(0, dtype=np.int64), np.zeros((0, 3)), np.zeros(0)
     region = np.where(barrel[idx], 0, 1)
     spots = Spots(mc=mc[idx], evt=evt[idx], energy=e, pos=pos, region=region, time=time[idx])
-    return _concat_spots(spots, _muon_system_spots(mc, evt, pdg, energy, entry, axis, time, rng))
+    return concat_spots(spots, _muon_system_spots(mc, evt, pdg, energy, entry, axis, time, rng))
+
+
+def _n_spots_full(energy: np.ndarray, per_gev: float) -> np.ndarray:
+    return np.clip(np.round(per_gev * np.maximum(energy, 0)), 2, C.FULL_MAX_SPOTS).astype(np.int64)
+
+
+def _layer_spots(
+    parent: np.ndarray,
+    n_layers: np.ndarray,
+    first_depth: float,
+    layer_mm: float,
+    total: np.ndarray,
+    entry: np.ndarray,
+    axis: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One minimum-ionising spot per layer crossed: `n_layers[k]` spots at the layer centres from `first_depth`
+    along the axis, sharing `total[k]` with Landau-like fluctuations."""
+    some = n_layers > 0
+    parent, n_layers, total = parent[some], n_layers[some], total[some]
+    start = chunk_starts(n_layers)
+    layer = np.arange(int(n_layers.sum())) - np.repeat(start, n_layers)
+    depth = first_depth + (layer + 0.5) * layer_mm
+    weights = rng.gamma(C.FULL_MIP_WEIGHT_SHAPE, 1.0, len(depth))
+    return _spots_for(parent, n_layers, depth, np.zeros(len(depth)), total, entry, axis, rng, weights=weights)
+
+
+def chunk_starts(counts: np.ndarray) -> np.ndarray:
+    """Start of each group in a flat array of groups of `counts` rows."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(counts) else counts
+
+
+def make_spots_full(
+    mc: np.ndarray,
+    evt: np.ndarray,
+    pdg: np.ndarray,
+    energy: np.ndarray,
+    entry: np.ndarray,
+    axis: np.ndarray,
+    barrel: np.ndarray,
+    time: np.ndarray,
+    rng: np.random.Generator,
+) -> Spots:
+    """`make_spots` at full hit detail (`fastsim.hit_detail: full`): the same energies, sharing and profiles,
+    sampled finely enough for full-simulation hit multiplicities and hit energies.
+
+    Spot counts grow with the deposited energy (FULL_*_SPOTS_PER_GEV); electromagnetic showers get a wider halo;
+    a hadron leaves one MIP spot per ECAL layer before its shower starts and a muon one per ECAL and HCAL layer;
+    a spot's time is the entry time plus its depth / c.
+    """
+    abs_pdg = np.abs(pdg)
+    eta = np.abs(np.arctanh(np.clip(axis[:, 2], -0.999999, 0.999999)))
+    is_em = np.isin(abs_pdg, _EM_PDG)
+    is_mu = abs_pdg == 13
+    is_had = ~(is_em | is_mu | np.isin(abs_pdg, _NEUTRINOS))
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    depths: list[np.ndarray] = []
+
+    def add(spots: tuple[np.ndarray, np.ndarray, np.ndarray], depth: np.ndarray) -> None:
+        out.append(spots)
+        depths.append(depth)
+
+    em = np.flatnonzero(is_em & (energy > 0))
+    if len(em):
+        e_meas = _lognormal(energy[em], resolution_em(energy[em], eta[em]), rng)
+        n = _n_spots_full(e_meas, C.FULL_EM_SPOTS_PER_GEV)
+        tmax = np.maximum(np.log(np.maximum(energy[em], 2 * C.EM_EC_GEV) / C.EM_EC_GEV) - 0.5, 0.5)
+        depth = rng.gamma(np.repeat(C.EM_B * tmax + 1.0, n), 1.0 / C.EM_B) * C.ECAL_X0_MM
+        halo = rng.random(n.sum()) < C.FULL_EM_HALO_FRACTION
+        lateral = (
+            np.where(halo, C.FULL_EM_HALO_SCALE, 1.0) * 0.4 * C.EM_MOLIERE_MM * rng.exponential(1.0, n.sum())
+        )
+        weights = rng.gamma(C.FULL_SPOT_WEIGHT_SHAPE, 1.0, n.sum())
+        add(_spots_for(em, n, depth, lateral, e_meas, entry, axis, rng, weights=weights), depth)
+
+    had = np.flatnonzero(is_had & (energy > 0))
+    if len(had):
+        e_meas = _lognormal(energy[had], resolution_had(energy[had], eta[had]), rng)
+        start = rng.exponential(1.0, len(had))  # in lambda_I from the ECAL front; ECAL = 1 lambda_I
+        f_ecal = np.where(start < 1.0, rng.uniform(0, C.HAD_ECAL_FRACTION_MAX, len(had)), 0.0)
+        e_ecal = np.minimum(f_ecal * e_meas + C.MIP_ECAL_GEV * np.minimum(start, 1.0), e_meas)
+        e_hcal = e_meas - e_ecal
+        # MIP track through the ECAL layers before the shower start, then the shower in the ECAL
+        n_mip = np.floor(np.minimum(start, 1.0) * C.ECAL_LAYERS).astype(np.int64)
+        e_mip = np.minimum(n_mip * (C.MIP_ECAL_GEV / C.ECAL_LAYERS), e_ecal)
+        spots = _layer_spots(had, n_mip, 0.0, _ECAL_LAYER_T, e_mip, entry, axis, rng)
+        add(spots, np.linalg.norm(spots[1] - entry[spots[0]], axis=1))
+        e_shower = e_ecal - e_mip
+        sh = e_shower > 0
+        n_e = _n_spots_full(e_shower[sh], C.FULL_HAD_SPOTS_PER_GEV)
+        lo = np.repeat(np.minimum(start[sh], 1.0), n_e) * C.ECAL_LAMBDA_MM
+        depth = lo + rng.uniform(0, 1, n_e.sum()) * (C.ECAL_LAMBDA_MM - lo)
+        lateral = 0.4 * C.HAD_CORE_MM_ECAL * rng.exponential(1.0, n_e.sum())
+        weights = rng.gamma(C.FULL_SPOT_WEIGHT_SHAPE, 1.0, n_e.sum())
+        add(_spots_for(had[sh], n_e, depth, lateral, e_shower[sh], entry, axis, rng, weights=weights), depth)
+        sh = e_hcal > 0
+        had, start, e_hcal = had[sh], start[sh], e_hcal[sh]
+        n_h = _n_spots_full(e_hcal, C.FULL_HAD_SPOTS_PER_GEV)
+        gap = C.HCAL_BARREL_RMIN - C.ECAL_BARREL_RMIN
+        base = np.repeat(gap + np.maximum(start - 1.0, 0.0) * C.HCAL_LAMBDA_MM, n_h)
+        depth = base + rng.gamma(2.0, 0.45, n_h.sum()) * C.HCAL_LAMBDA_MM
+        halo = rng.random(n_h.sum()) < C.HAD_HALO_FRACTION
+        lateral = (
+            np.where(halo, C.HAD_HALO_SCALE, 1.0) * 0.4 * C.HAD_CORE_MM_HCAL * rng.exponential(1.0, n_h.sum())
+        )
+        weights = rng.gamma(C.FULL_SPOT_WEIGHT_SHAPE, 1.0, n_h.sum())
+        add(_spots_for(had, n_h, depth, lateral, e_hcal, entry, axis, rng, weights=weights), depth)
+
+    mu = np.flatnonzero(is_mu)
+    if len(mu):
+        for layers, total, first, thickness in (
+            (C.ECAL_LAYERS, C.MIP_ECAL_GEV, 0.0, _ECAL_LAYER_T),
+            (C.HCAL_LAYERS, C.MIP_HCAL_GEV, C.HCAL_BARREL_RMIN - C.ECAL_BARREL_RMIN, _HCAL_LAYER_T),
+        ):
+            n = np.full(len(mu), layers)
+            spots = _layer_spots(mu, n, first, thickness, np.minimum(total, energy[mu]), entry, axis, rng)
+            add(spots, np.linalg.norm(spots[1] - entry[spots[0]], axis=1))
+
+    if out:
+        idx = np.concatenate([o[0] for o in out])
+        pos = np.concatenate([o[1] for o in out])
+        e = np.concatenate([o[2] for o in out])
+        depth = np.concatenate(depths)
+    else:
+        idx, pos, e, depth = np.zeros(0, dtype=np.int64), np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+    region = np.where(barrel[idx], 0, 1)
+    t = time[idx] + depth / C.C_MM_PER_NS
+    spots = Spots(mc=mc[idx], evt=evt[idx], energy=e, pos=pos, region=region, time=t)
+    return concat_spots(spots, _muon_system_spots(mc, evt, pdg, energy, entry, axis, time, rng))
+
+
+def noise_spots(n_events: int, mean_per_event: float, rng: np.random.Generator) -> Spots:
+    """Electronic-noise deposits without truth (`mc` = -1): Poisson(mean) per event in random ECAL/HCAL cells,
+    in proportion to the cell counts of the barrels and endcaps, each above its cell's threshold."""
+    n = rng.poisson(mean_per_event, n_events) if mean_per_event > 0 else np.zeros(n_events, dtype=np.int64)
+    evt = np.repeat(np.arange(n_events), n)
+    total = len(evt)
+    # (region, calorimeter, front, back, inner, outer, cell, layers, threshold) per part; barrel extents in r
+    # and half-length z, endcap extents in |z| and r.
+    parts = (
+        (0, C.ECAL_BARREL_RMIN, C.ECAL_BARREL_RMAX, 0.0, C.ECAL_BARREL_HALF_Z, C.ECAL_CELL, C.ECAL_LAYERS,
+         C.ECAL_HIT_THRESHOLD),
+        (1, C.ECAL_ENDCAP_ZMIN, C.ECAL_ENDCAP_ZMAX, C.ECAL_ENDCAP_RMIN, C.ECAL_ENDCAP_RMAX, C.ECAL_CELL,
+         C.ECAL_LAYERS, C.ECAL_HIT_THRESHOLD),
+        (0, C.HCAL_BARREL_RMIN, C.HCAL_BARREL_RMAX, 0.0, C.HCAL_BARREL_HALF_Z, C.HCAL_CELL, C.HCAL_LAYERS,
+         C.HCAL_HIT_THRESHOLD),
+        (1, C.HCAL_ENDCAP_ZMIN, C.HCAL_ENDCAP_ZMAX, C.HCAL_ENDCAP_RMIN, C.HCAL_ENDCAP_RMAX, C.HCAL_CELL,
+         C.HCAL_LAYERS, C.HCAL_HIT_THRESHOLD),
+    )  # fmt: skip
+    # cells = layer area / cell area x layers (barrel: cylinder at mid-depth; endcap: both sides' annuli)
+    area = np.array([
+        2 * np.pi * 0.5 * (front + back) * 2 * outer if region == 0 else 2 * np.pi * (outer**2 - inner**2)
+        for region, front, back, inner, outer, *_ in parts
+    ])  # fmt: skip
+    cells = np.array([a / part[5] ** 2 * part[6] for a, part in zip(area, parts, strict=True)])
+    which = rng.choice(len(parts), size=total, p=cells / cells.sum())
+    pos = np.zeros((total, 3))
+    region = np.zeros(total, dtype=np.int64)
+    energy = np.zeros(total)
+    u, v, w = rng.random(total), rng.random(total), rng.random(total)
+    side = np.where(rng.random(total) < 0.5, -1.0, 1.0)
+    for k, (reg, front, back, inner, outer, _cell, layers, threshold) in enumerate(parts):
+        sel = which == k
+        depth = front + (np.floor(u[sel] * layers) + 0.5) * (back - front) / layers
+        phi = 2 * np.pi * v[sel]
+        if reg == 0:
+            pos[sel] = np.column_stack([depth * np.cos(phi), depth * np.sin(phi), (2 * w[sel] - 1) * outer])
+        else:
+            r = np.sqrt(inner**2 + w[sel] * (outer**2 - inner**2))
+            pos[sel] = np.column_stack([r * np.cos(phi), r * np.sin(phi), side[sel] * depth])
+        region[sel] = reg
+        mip = C.MIP_ECAL_GEV / C.ECAL_LAYERS if k < 2 else C.MIP_HCAL_GEV / C.HCAL_LAYERS
+        energy[sel] = threshold * (1.0 + 1e-6) + rng.exponential(C.NOISE_TAIL_MIP * mip, int(sel.sum()))
+    time = rng.uniform(0.0, C.NOISE_WINDOW_NS, total)
+    return Spots(mc=np.full(total, -1), evt=evt, energy=energy, pos=pos, region=region, time=time)
 
 
 def _muon_system_spots(mc, evt, pdg, energy, entry, axis, time, rng) -> Spots:
@@ -254,8 +429,32 @@ def _muon_system_spots(mc, evt, pdg, energy, entry, axis, time, rng) -> Spots:
     return Spots(mc=mc[idx], evt=evt[idx], energy=e, pos=pos, region=np.full(len(idx), 2), time=time[idx])
 
 
-def _concat_spots(a: Spots, b: Spots) -> Spots:
+def concat_spots(a: Spots, b: Spots) -> Spots:
     return Spots(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in Spots.__dataclass_fields__))
+
+
+def select_spots(spots: Spots, rows: slice | np.ndarray) -> Spots:
+    return Spots(*(getattr(spots, f)[rows] for f in Spots.__dataclass_fields__))
+
+
+def merge_hits(parts: list[Hits]) -> Hits:
+    """Hits digitised in blocks of consecutive events -> one Hits sorted by (collection, event, cellID), links
+    by hit, as one `digitise` call over all events gives."""
+    fields = [f for f in Hits.__dataclass_fields__ if not f.startswith("link_")]
+    hit = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+    shift = np.cumsum([0] + [len(p.energy) for p in parts[:-1]])
+    link_hit = np.concatenate([p.link_hit + k for p, k in zip(parts, shift, strict=True)])
+    order = np.argsort(hit["collection"], kind="stable")  # blocks are in event order already
+    new_index = np.empty(len(order), dtype=np.int64)
+    new_index[order] = np.arange(len(order))
+    link_hit = new_index[link_hit]
+    link_order = np.argsort(link_hit, kind="stable")
+    return Hits(
+        **{f: v[order] for f, v in hit.items()},
+        link_hit=link_hit[link_order],
+        link_mc=np.concatenate([p.link_mc for p in parts])[link_order],
+        link_energy=np.concatenate([p.link_energy for p in parts])[link_order],
+    )
 
 
 def _ring_cells(radius: np.ndarray, cell: float) -> np.ndarray:
@@ -320,10 +519,13 @@ def digitise(spots: Spots) -> Hits:
     cz = np.where(use_phi, (i_b + 0.5) * cell, np.sign(z) * layer_depth)
 
     # --- sum per (collection, event, cell): sort once, segment boundaries
-    order = np.lexsort((spots.mc, cell_id, spots.evt, coll))
+    # (collection, event) packed into one key: the same order as sorting by both, one sort key fewer
+    coll_evt = (coll.astype(np.int64) << 40) | spots.evt.astype(np.int64)
+    order = np.lexsort((spots.mc, cell_id, coll_evt))
     k_coll, k_evt, k_cell, k_mc = coll[order], spots.evt[order], cell_id[order], spots.mc[order]
+    k_coll_evt = coll_evt[order]
     new_hit = np.ones(len(order), dtype=bool)
-    new_hit[1:] = (k_coll[1:] != k_coll[:-1]) | (k_evt[1:] != k_evt[:-1]) | (k_cell[1:] != k_cell[:-1])
+    new_hit[1:] = (k_coll_evt[1:] != k_coll_evt[:-1]) | (k_cell[1:] != k_cell[:-1])
     hit_of_spot = np.cumsum(new_hit) - 1
     n_hits = int(hit_of_spot[-1] + 1) if len(order) else 0
     e_sorted = spots.energy[order]
@@ -340,6 +542,8 @@ def digitise(spots: Spots) -> Hits:
     link_first = np.flatnonzero(new_link)
     link_hit = hit_of_spot[link_first]
     link_mc = k_mc[link_first]
+    truth = link_mc >= 0  # noise deposits (mc = -1) make hits without truth links
+    link_hit, link_mc, link_energy = link_hit[truth], link_mc[truth], link_energy[truth]
 
     h_coll = k_coll[first]
     threshold = np.select(

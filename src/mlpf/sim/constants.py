@@ -135,6 +135,29 @@ MIP_MUON_HIT_GEV = 0.01
 EM_SPOTS = (6.0, 6.0, 60)
 HAD_SPOTS = (6.0, 5.0, 60)
 
+# --- Full hit detail (`fastsim.hit_detail: full`): hit multiplicities and hit energies like the full simulation.
+# Targets: a CLIC ttbar event has 8484 calorimeter hits (jpata/particleflow PR #490); the 10 GeV photons of the
+# CLIC_o3_v14 reconstruction fixture (tests/fixtures/edm4hep, clic_o3_v14_gamma10gev_rec_3evt_legacy.root) leave
+# ~35 ECAL hits per GeV with hit energies 3.8 / 14 / 95 MeV (5 % / median / 95 %), the HCAL hits of the CLD
+# fixture 14 / 40 / 210 MeV. Spot counts are proportional to the deposited energy (model choice, tuned to
+# these numbers, docs/fastsim.md); each spot carries a Gamma(FULL_SPOT_WEIGHT_SHAPE) share of its shower part.
+FULL_EM_SPOTS_PER_GEV = 70.0
+FULL_HAD_SPOTS_PER_GEV = 40.0
+FULL_MAX_SPOTS = 20000  # per shower part (a 1 TeV deposit at most)
+FULL_SPOT_WEIGHT_SHAPE = 1.5
+# A wider halo around the electromagnetic core (the ~10 % of the energy outside one Moliere radius [PDG]).
+FULL_EM_HALO_FRACTION = 0.1
+FULL_EM_HALO_SCALE = 3.0
+# Minimum-ionising segments: one spot per calorimeter layer crossed before a hadron showers and along a muon;
+# Landau-like fluctuations from Gamma(FULL_MIP_WEIGHT_SHAPE) weights (model choice).
+FULL_MIP_WEIGHT_SHAPE = 4.0
+# Electronic noise hits: none in the CLIC/CLD productions (every hit of both reconstruction fixtures carries a
+# CalohitMCTruthLink); `fastsim.noise_hits_per_event` adds Poisson-distributed hits without truth, in random
+# ECAL/HCAL cells in proportion to the cell counts, each with the hit threshold plus an exponential tail of
+# NOISE_TAIL_MIP (model choice) and a time uniform in the NOISE_WINDOW_NS readout window.
+NOISE_TAIL_MIP = 0.3
+NOISE_WINDOW_NS = 10.0
+
 # --- Readout thresholds: 0.5 MIP ECAL, 0.3 MIP HCAL per layer cell (Pandora ECalMipThreshold 0.5,
 # HCalMipThreshold 0.3 [CLICPERF]); MIP per layer = MIP total / layers.
 ECAL_HIT_THRESHOLD = 0.5 * MIP_ECAL_GEV / ECAL_LAYERS

@@ -79,7 +79,7 @@ def check(report: Path, plots: Path) -> subprocess.CompletedProcess[str]:
 def test_every_figure_of_every_sample_is_listed_and_loads(report: tuple[Path, Path]) -> None:
     done = check(*report)
     assert done.returncode == 0, done.stderr
-    assert "6 figures of 3 samples listed and loaded" in done.stdout
+    assert "6 figures in 3 groups (samples, training, ...) listed and loaded" in done.stdout
 
 
 def test_a_figure_that_does_not_decode_is_named(report: tuple[Path, Path], tmp_path: Path) -> None:

@@ -4,7 +4,8 @@
 - pid: focal loss (gamma 2) on elements with a true particle, summed and divided by the real-element count;
 - charge: cross-entropy on true particles, same normalisation (an addition: upstream derives charge from PID);
 - regression: MSE (or Huber) on true particles for log pt ratio, eta, sin phi, cos phi, log E ratio; the pt
-  and energy terms weighted by sqrt(target pt) (upstream PR #383); divided by the true-particle count.
+  and energy terms weighted by target pt ** pt_weight_power (0.5: sqrt(pt) as upstream PR #383; larger values
+  lean against the falling spectrum, see the schema); divided by the true-particle count.
 Every term is multiplied by its configured weight; the total is their sum.
 """
 
@@ -54,7 +55,7 @@ def mlpf_loss(
     else:
         per = (pred - target) ** 2
     if settings["pt_weighted_regression"]:
-        w_pt = torch.sqrt(ytarget[..., Y_PT].clamp_min(0.0))
+        w_pt = ytarget[..., Y_PT].clamp_min(0.0) ** settings["pt_weight_power"]
         scale = torch.ones_like(per)
         scale[..., 0] = w_pt
         scale[..., 4] = w_pt

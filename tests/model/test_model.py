@@ -155,3 +155,33 @@ def test_routed_per_type_modules_give_the_exported_graphs_values(kind: str, monk
         static = model(X, mask)
     for a, b in zip(routed, static, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gnn_lsh"])
+def test_no_tensor_grows_as_the_square_of_the_elements(kind: str) -> None:
+    """Every tensor the forward pass creates (every op's output, recorded at the dispatcher) stays far below
+    N x N elements for an event of N = 1500 elements with every input on (calorimeter-point link sums)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LargestOutput(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.largest = (0, "")
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, tuple | list) else (out,):
+                if isinstance(t, torch.Tensor) and t.numel() > self.largest[0]:
+                    self.largest = (t.numel(), str(func))
+            return out
+
+    N = 1500
+    torch.manual_seed(0)
+    model = build_model({"type": kind, **SMALL, "calorimeter_features": True}).eval()
+    X, _ = _batch(B=2, N=N)  # keep the first event: all of its elements are real
+    X, mask = X[:1], torch.ones(1, N, dtype=torch.bool)
+    recorder = LargestOutput()
+    with torch.no_grad(), recorder:
+        model(X, mask)
+    numel, op = recorder.largest
+    assert numel < N * N / 4, f"{op} made a tensor of {numel} elements"

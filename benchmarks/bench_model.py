@@ -38,6 +38,8 @@ from mlpf.data.features import DETECTOR_BFIELD_TESLA, PT_PER_TESLA_MM
 from mlpf.model.factory import build_model
 from mlpf.model.geometry import X_OMEGA, X_TAN_LAMBDA
 from mlpf.model.losses import mlpf_loss
+from mlpf.sim.pfa import particle_flow
+from mlpf.sim.pipeline import simulate
 
 SCALING_N = (256, 1024, 2048, 4096, 10240)
 PADDING = 0.21  # fraction of padded slots in the batches of upstream's timings (docs/performance.md)
@@ -241,9 +243,6 @@ TTBAR_ELEMENTS, ELEMENTS_PER_INTERACTION = 140, 18
 
 def bench_baseline_pf(sizes: Sequence[int], repeats: int, seed: int = 0) -> list[dict[str, Any]]:
     """Time per event of the fast simulation's baseline PF on events of about each size (one event each)."""
-    from mlpf.sim.pfa import particle_flow
-    from mlpf.sim.pipeline import simulate
-
     settings = validate_section("fastsim", {})
     rows = []
     for n in sizes:

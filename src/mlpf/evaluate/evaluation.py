@@ -20,6 +20,7 @@ from mlpf.atomic import write_text_atomic
 from mlpf.data.features import N_FEATURES, X_ENERGY, X_PT, X_TYPE
 from mlpf.data.parquet import read_metadata, reading, write_table
 from mlpf.data.targets import N_PARTICLE_COLUMNS, Y_CLASS, Y_ENERGY, Y_ETA, Y_PT
+from mlpf.errors import ConfigError
 from mlpf.provenance import provenance
 
 from . import jets as jetlib
@@ -266,8 +267,6 @@ def run(
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Checks the schema cannot express: bin edges strictly increasing."""
-    from mlpf.errors import ConfigError
-
     for key in ("jet_pt_bins", "met_bins", "momentum_bins", "energy_bins"):
         edges = np.asarray(settings[key], dtype=np.float64)
         if np.any(np.diff(edges) <= 0):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import fastjet
 import numpy as np
 
 # Algorithms accepted by the `evaluation.jets.algorithm` config key, by fastjet attribute name.
@@ -37,11 +38,9 @@ class JetDefinition:
 
 
 @cache
-def _fastjet() -> Any:
-    """Import fastjet once with its banner silenced: the banner goes to the C stdout on the first clustering,
-    so one tiny clustering runs with file descriptor 1 pointed at /dev/null."""
-    import fastjet
-
+def _silence_banner() -> None:
+    """Show fastjet's banner to nobody: it goes to the C stdout on the first clustering of the process, so one
+    tiny clustering runs with file descriptor 1 pointed at /dev/null."""
     sys.stdout.flush()
     stdout = os.dup(1)
     try:
@@ -52,7 +51,6 @@ def _fastjet() -> Any:
     finally:
         os.dup2(stdout, 1)
         os.close(stdout)
-    return fastjet
 
 
 def cluster(particles: ak.Array, definition: JetDefinition) -> ak.Array:
@@ -60,7 +58,7 @@ def cluster(particles: ak.Array, definition: JetDefinition) -> ak.Array:
 
     `particles` are `var * {px, py, pz, E}` records (GeV). Events without particles give no jets.
     """
-    fastjet = _fastjet()
+    _silence_banner()
     jet_def = fastjet.JetDefinition(
         getattr(fastjet, ALGORITHMS[definition.algorithm]), definition.radius, definition.p
     )

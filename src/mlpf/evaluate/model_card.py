@@ -7,6 +7,7 @@ Every number comes from the metrics JSON, `model.json` and `history.csv`; missin
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Sequence
@@ -40,8 +41,6 @@ def _read_json(path: str | Path, what: str) -> dict[str, Any]:
 
 def _history_summary(path: str | Path) -> dict[str, Any]:
     """Epoch count and final losses from a history CSV (read with the csv module: tiny file)."""
-    import csv
-
     path = Path(path)
     try:
         with path.open(encoding="utf-8", newline="") as handle:

@@ -83,7 +83,7 @@ class TrialSetup:
 
 def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
     """Train with the trial's parameters; returns the objective, raises TrialPruned or WorkerInterrupted."""
-    from mlpf.training.loop import train
+    from mlpf.training.loop import train  # noqa: PLC0415 - torch only where a trial trains, not for best/report
 
     params = space.suggest(trial, setup.dims, setup.base)
     sections = space.apply(params, setup.base)

@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 
 from mlpf.atomic import atomic_output
@@ -38,8 +40,6 @@ def example_inputs(batch: int = 2, elements: int = 40, seed: int = 0) -> tuple[t
 
 def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = MIN_OPSET) -> Path:
     """Export the model of `checkpoint` to `output` and store provenance in the ONNX metadata."""
-    import onnx
-
     if opset < MIN_OPSET:
         raise ConfigError(f"--opset must be >= {MIN_OPSET}")
     state = load_checkpoint(checkpoint)
@@ -70,7 +70,5 @@ def export_onnx(checkpoint: str | Path, output: str | Path, opset: int = MIN_OPS
 
 def onnx_outputs(path: str | Path, X: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
     """Run an exported model with onnxruntime on CPU."""
-    import onnxruntime as ort
-
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(list(OUTPUT_NAMES), {"X": X.astype(np.float32), "mask": mask.astype(bool)})

@@ -144,12 +144,12 @@ def _zenodo_get() -> types.SimpleNamespace:
     """
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main_thread else None
-    try:
-        from loguru import logger
-        from zenodo_get.downloader import create_configured_client
-        from zenodo_get.file_download import check_hash
-        from zenodo_get.metadata import filter_files_from_metadata
-        from zenodo_get.workflow.file_url import file_url
+    try:  # imported here, not at the top: importing zenodo_get replaces the SIGINT handler (see above)
+        from loguru import logger  # noqa: PLC0415
+        from zenodo_get.downloader import create_configured_client  # noqa: PLC0415
+        from zenodo_get.file_download import check_hash  # noqa: PLC0415
+        from zenodo_get.metadata import filter_files_from_metadata  # noqa: PLC0415
+        from zenodo_get.workflow.file_url import file_url  # noqa: PLC0415
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import pythia8mc
 
 from mlpf.errors import ConfigError
 from mlpf.sim import constants as C
@@ -107,8 +108,6 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def _make_pythia(lines: list[str], seed: int):
-    import pythia8mc
-
     with _quiet_stdout():
         pythia = pythia8mc.Pythia("", False)
         for line in [

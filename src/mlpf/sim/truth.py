@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pythia8mc
 
 from mlpf.sim import constants as C
-from mlpf.sim.generate import GenRecord
+from mlpf.sim.generate import GenRecord, _quiet_stdout
 
 # EDM4hep MCParticle simulatorStatus bits (edm4hep.yaml, MCParticle::BIT*).
 BIT_OVERLAY = 23
@@ -62,10 +63,6 @@ class Truth:
 
 def _charges(pdg: np.ndarray) -> np.ndarray:
     """Electric charge per PDG code, from Pythia's particle table (looked up once per distinct code)."""
-    import pythia8mc
-
-    from mlpf.sim.generate import _quiet_stdout
-
     with _quiet_stdout():
         table = pythia8mc.Pythia("", False).particleData
     unique, inverse = np.unique(pdg, return_inverse=True)

@@ -202,7 +202,7 @@ def _tensorboard(output_dir: Path) -> Any:
     """A TensorBoard writer under OUTPUT_DIR/tensorboard when the tensorboard package is installed, else None."""
     if importlib.util.find_spec("tensorboard") is None:
         return None
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - tensorboard is optional
 
     return SummaryWriter(log_dir=str(output_dir / "tensorboard"))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from mlpf.data.targets import CLASS_NAMES
@@ -115,8 +116,6 @@ def plot_class_response(per_class: dict[str, Any], directory: Path, sample: str)
                 color=style["color"],
             )
         if not drawn:
-            import matplotlib.pyplot as plt
-
             plt.close(fig)
             continue
         ax.axhline(1.0, color="black", ls="--", lw=1, label="Truth (response = 1)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import mplhep as hep
 import numpy as np
 
@@ -157,8 +158,6 @@ def plot_binned(
             color=style["color"],
         )
     if not any_point:
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
         return None
     ax.set_ylabel(f"{quantity} response IQR / median")

@@ -28,6 +28,7 @@ from .classes import plot_class_response, plot_efficiency, plot_kinematics
 from .response import plot_binned, plot_distribution, plot_response
 from .style import labelled_with
 from .summary import plot_summary
+from .timing import plot_timing
 from .training import plot_history, read_history
 
 log = logging.getLogger(__name__)
@@ -202,8 +203,6 @@ def make_plots(
             files = plot_history(frame, tmp / "training")
             written += [output / f.relative_to(tmp) for f in files]
         if timing_paths:
-            from .timing import plot_timing
-
             files = plot_timing(timing_paths, tmp / "timing")
             written += [output / f.relative_to(tmp) for f in files]
     log.info("wrote %d figure files under %s", len(written), output)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import mplhep as hep
 import numpy as np
 
 from .style import RECO_STYLE, sample_label, save, use_style
@@ -46,8 +47,6 @@ def plot_summary(metrics_by_sample: dict[str, dict[str, Any]], directory: Path) 
     last = np.atleast_1d(axes)[-1]
     last.set_xticks(x, [sample_label(s) for s in samples], rotation=20, ha="right", fontsize=16)
     last.set_xlim(-0.5, len(samples) - 0.5)
-    import mplhep as hep
-
     hep.label.exp_label(exp="CLIC", data=False, rlabel="380 GeV", ax=np.atleast_1d(axes)[0])
     fig.tight_layout()
     return save(fig, directory, "resolution_summary")

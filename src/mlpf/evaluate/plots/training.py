@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mlpf.errors import InputFileError
 
-from .style import decorate, new_figure, save, use_style
+from .style import RECO_STYLE, decorate, new_figure, save, use_style
 
 
 def read_history(path: str | Path) -> pd.DataFrame:
@@ -39,8 +39,6 @@ def _grid(
 ) -> list[Path]:
     """A grid with one panel per metric against epoch. A column `<metric>_pf` (the baseline PF on the same
     validation events) is drawn in its metric's panel as the PF reference, as in the paper's Fig. 3."""
-    from .style import RECO_STYLE
-
     use_style()
     panels = [c for c in columns if not (c.endswith("_pf") and c.removesuffix("_pf") in columns)]
     ncols = min(len(panels), 3)

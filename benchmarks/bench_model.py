@@ -265,7 +265,7 @@ def bench_baseline_pf(sizes: Sequence[int], repeats: int, seed: int = 0) -> list
     return rows
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -286,7 +286,11 @@ def main() -> int:
         "--baseline-pf", action="store_true", help="also time the fast simulation's baseline PF at the sizes"
     )
     parser.add_argument("--point", default=None, help=argparse.SUPPRESS)  # internal: one scaling point
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = _parser().parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -308,57 +312,76 @@ def main() -> int:
         "scaling": [],
     }
     print(f"# device {results['device']}, {results['threads']} threads, torch {torch.__version__}")
+    kinds = () if args.skip_throughput else ("transformer", "gnn_lsh", "reference")
+    results["throughput"] = _print_throughput(kinds, settings, device, repeats)
+    if not args.skip_scaling:
+        results["scaling"] = _print_scaling(args, repeats)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:  # noqa: PTH123 - a plain results dump
+            json.dump(results, f, indent=2)
+    return 0
+
+
+def _print_throughput(
+    kinds: tuple[str, ...], settings: dict[str, Any], device: torch.device, repeats: int
+) -> list[dict[str, Any]]:
+    """Training and inference speed of each backbone, printed as a table row each."""
     print("| model | parameters | training events/s | training ms/event (best) | inference ms/event (best) |")
     print("|---|---|---|---|---|")
-    kinds = () if args.skip_throughput else ("transformer", "gnn_lsh", "reference")
+    rows = []
     for r in bench_throughput(kinds, settings, device, repeats):
-        results["throughput"].append(r)
+        rows.append(r)
         print(
             f"| {r['model']} | {r['n_params'] / 1e6:.3f} M | {r['train_events_per_s']:.1f} | "
             f"{r['train_ms_per_event']:.2f} ({r['train_ms_per_event_best']:.2f}) | "
             f"{r['infer_ms_per_event']:.2f} ({r['infer_ms_per_event_best']:.2f}) |",
             flush=True,
         )
+    return rows
 
-    if not args.skip_scaling:
-        print("\n| model | N | inference ms, B=1 (best) | peak extra memory MB |")
-        print("|---|---|---|---|")
-        sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else SCALING_N
-        sizes = [n for n in sizes if not args.quick or n <= 4096]
-        for kind in ("gnn_lsh", "transformer"):
-            for n in sizes:
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--device",
-                    args.device,
-                    "--model-settings",
-                    args.model_settings,
-                    "--repeats",
-                    str(repeats),
-                    "--point",
-                    f"{kind}:{n}",
-                ]
-                if args.threads:
-                    cmd += ["--threads", str(args.threads)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                results["scaling"].append(r)
-                print(
-                    f"| {kind} | {n} | {r['infer_ms']:.1f} ({r['infer_ms_best']:.1f}) | {r['peak_extra_mb']:.0f} |",
-                    flush=True,
-                )
-        if args.baseline_pf:
-            for r in bench_baseline_pf(sizes, repeats):
-                results["scaling"].append(r)
-                print(
-                    f"| baseline_pf | {r['N']} | {r['infer_ms']:.1f} ({r['infer_ms_best']:.1f}) | |",
-                    flush=True,
-                )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:  # noqa: PTH123 - a plain results dump
-            json.dump(results, f, indent=2)
-    return 0
+
+def _print_scaling(args: argparse.Namespace, repeats: int) -> list[dict[str, Any]]:
+    """Inference time and memory against N, each point in its own process, then the baseline PF if asked."""
+    print("\n| model | N | inference ms, B=1 (best) | peak extra memory MB |")
+    print("|---|---|---|---|")
+    sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else SCALING_N
+    sizes = [n for n in sizes if not args.quick or n <= 4096]
+    rows = []
+    for kind in ("gnn_lsh", "transformer"):
+        for n in sizes:
+            r = _scaling_point_in_subprocess(args, kind, n, repeats)
+            rows.append(r)
+            print(
+                f"| {kind} | {n} | {r['infer_ms']:.1f} ({r['infer_ms_best']:.1f}) | {r['peak_extra_mb']:.0f} |",
+                flush=True,
+            )
+    if args.baseline_pf:
+        for r in bench_baseline_pf(sizes, repeats):
+            rows.append(r)
+            print(
+                f"| baseline_pf | {r['N']} | {r['infer_ms']:.1f} ({r['infer_ms_best']:.1f}) | |", flush=True
+            )
+    return rows
+
+
+def _scaling_point_in_subprocess(args: argparse.Namespace, kind: str, n: int, repeats: int) -> dict[str, Any]:
+    """One scaling point measured by this script in a fresh process (a clean peak memory)."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--device",
+        args.device,
+        "--model-settings",
+        args.model_settings,
+        "--repeats",
+        str(repeats),
+        "--point",
+        f"{kind}:{n}",
+    ]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

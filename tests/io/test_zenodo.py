@@ -64,7 +64,7 @@ class FakeZenodo:
         return [rng for path, rng in self.requests if path.endswith(f"/{key}")]
 
 
-def _handler(state: FakeZenodo) -> type[http.server.BaseHTTPRequestHandler]:
+def _handler(state: FakeZenodo) -> type[http.server.BaseHTTPRequestHandler]:  # noqa: C901 - every route
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass

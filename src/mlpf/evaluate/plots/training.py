@@ -64,65 +64,80 @@ def _grid(
 def plot_history(frame: pd.DataFrame, directory: Path) -> list[Path]:
     """loss (total), loss_terms (one panel per term), val_metrics (other numeric val_ columns) and
     learning_rate (column lr), each as PNG and PDF, for the columns that exist."""
-    written: list[Path] = []
     epoch = frame["epoch"].to_numpy()
     columns = set(frame.columns)
-
-    if {"train_loss", "val_loss"} & columns:
-        fig, ax, _ = new_figure()
-        for col, label, color in (
-            ("train_loss", "Training", "tab:blue"),
-            ("val_loss", "Validation", "tab:red"),
-        ):
-            if col in columns:
-                ax.plot(epoch, frame[col].to_numpy(), marker="o", color=color, label=label)
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel("Total loss")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(loc="upper right")
-        decorate(ax, extra="MLPF training")
-        written += save(fig, directory, "loss")
-
-    terms = sorted(
-        {c.removeprefix("train_loss_") for c in columns if c.startswith("train_loss_")}
-        | {c.removeprefix("val_loss_") for c in columns if c.startswith("val_loss_")}
-    )
-    if terms:
-        use_style()
-        ncols = min(len(terms), 3)
-        nrows = math.ceil(len(terms) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 6 * nrows), squeeze=False)
-        for ax, term in zip(axes.flat, terms, strict=False):
-            for prefix, label, color in (
-                ("train_loss_", "Training", "tab:blue"),
-                ("val_loss_", "Validation", "tab:red"),
-            ):
-                if prefix + term in columns:
-                    ax.plot(epoch, frame[prefix + term].to_numpy(), marker="o", color=color, label=label)
-            ax.set_title(f"Loss term: {_pretty(term)}", fontsize=18)
-            ax.set_xlabel("Epoch")
-            ax.set_ylabel("Loss")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.legend(fontsize=14)
-        for ax in list(axes.flat)[len(terms) :]:
-            ax.set_visible(False)
-        fig.tight_layout()
-        written += save(fig, directory, "loss_terms")
-
+    written = _plot_total_loss(frame, epoch, columns, directory)
+    written += _plot_loss_terms(frame, epoch, columns, directory)
     metrics = sorted(c for c in columns if c.startswith("val_") and not c.startswith("val_loss"))
     metrics = [c for c in metrics if np.issubdtype(frame[c].dtype, np.number)]
     if metrics:
         # One panel per metric: they have different scales (IQR/median, efficiencies, ...).
         written += _grid(frame, epoch, metrics, "Validation", directory, "val_metrics")
     if "lr" in columns and np.issubdtype(frame["lr"].dtype, np.number):
-        fig, ax, _ = new_figure()
-        ax.plot(epoch, frame["lr"].to_numpy(), marker="o", color="tab:green")
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel("Learning rate (end of epoch)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        decorate(ax, extra="MLPF training")
-        written += save(fig, directory, "learning_rate")
+        written += _plot_learning_rate(frame, epoch, directory)
     return written
+
+
+# Training and validation curves of one quantity: column prefix, label, colour.
+_SPLITS = (("train_", "Training", "tab:blue"), ("val_", "Validation", "tab:red"))
+
+
+def _plot_total_loss(
+    frame: pd.DataFrame, epoch: np.ndarray, columns: set[str], directory: Path
+) -> list[Path]:
+    """Total training and validation loss against epoch (nothing if neither column exists)."""
+    if not {"train_loss", "val_loss"} & columns:
+        return []
+    fig, ax, _ = new_figure()
+    for prefix, label, color in _SPLITS:
+        if prefix + "loss" in columns:
+            ax.plot(epoch, frame[prefix + "loss"].to_numpy(), marker="o", color=color, label=label)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Total loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="upper right")
+    decorate(ax, extra="MLPF training")
+    return save(fig, directory, "loss")
+
+
+def _plot_loss_terms(
+    frame: pd.DataFrame, epoch: np.ndarray, columns: set[str], directory: Path
+) -> list[Path]:
+    """One panel per loss term (training and validation) against epoch (nothing if there are no terms)."""
+    terms = sorted(
+        {c.removeprefix("train_loss_") for c in columns if c.startswith("train_loss_")}
+        | {c.removeprefix("val_loss_") for c in columns if c.startswith("val_loss_")}
+    )
+    if not terms:
+        return []
+    use_style()
+    ncols = min(len(terms), 3)
+    nrows = math.ceil(len(terms) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 6 * nrows), squeeze=False)
+    for ax, term in zip(axes.flat, terms, strict=False):
+        for prefix, label, color in _SPLITS:
+            if f"{prefix}loss_{term}" in columns:
+                ax.plot(epoch, frame[f"{prefix}loss_{term}"].to_numpy(), marker="o", color=color, label=label)
+        ax.set_title(f"Loss term: {_pretty(term)}", fontsize=18)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel("Loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=14)
+    for ax in list(axes.flat)[len(terms) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return save(fig, directory, "loss_terms")
+
+
+def _plot_learning_rate(frame: pd.DataFrame, epoch: np.ndarray, directory: Path) -> list[Path]:
+    """The learning rate at the end of each epoch."""
+    fig, ax, _ = new_figure()
+    ax.plot(epoch, frame["lr"].to_numpy(), marker="o", color="tab:green")
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Learning rate (end of epoch)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    decorate(ax, extra="MLPF training")
+    return save(fig, directory, "learning_rate")
 
 
 # Validation curves of the seed-band figures (paper Fig. 3): column, y-axis label.

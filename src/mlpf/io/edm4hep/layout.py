@@ -91,27 +91,7 @@ def detect_layout(file: Any, events: Any, path: str | Path) -> Layout:
     branches = frozenset(key.split(".")[0] for key in events.keys(recursive=False))
     keys = {k.split(";")[0] for k in file.keys(recursive=False)}
     try:
-        if FASTSIM_METADATA in keys:
-            meta = json.loads(str(file[FASTSIM_METADATA]))
-            if meta.get("format") != FASTSIM_FORMAT:
-                raise InputFileError(f"'{FASTSIM_METADATA}' is not {FASTSIM_FORMAT} metadata", path=path)
-            ids = {str(k): int(v) for k, v in meta["collection_ids"].items()}
-            return Layout("fastsim", ids, branches, meta)
-        if "podio_metadata" in keys:
-            meta_tree = file["podio_metadata"]
-            meta_keys = set(meta_tree.keys())
-            if "events___idTable/m_names" in meta_keys:
-                ids = _table_arrays(meta_tree, "events___idTable/m_names", "events___idTable/m_collectionIDs")
-                return Layout("idtable", ids, branches)
-            info = "events___CollectionTypeInfo"
-            if f"{info}/{info}.name" in meta_keys:
-                ids = _table_arrays(meta_tree, f"{info}/{info}.name", f"{info}/{info}.collectionID")
-                return Layout("typeinfo", ids, branches)
-        if "metadata" in keys:
-            meta_tree = file["metadata"]
-            if "CollectionIDs/m_names" in set(meta_tree.keys()):
-                ids = _table_arrays(meta_tree, "CollectionIDs/m_names", "CollectionIDs/m_collectionIDs")
-                return Layout("legacy", ids, branches)
+        layout = _fastsim_layout(file, keys, branches, path) or _podio_layout(file, keys, branches)
     except InputFileError:
         raise
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
@@ -120,11 +100,44 @@ def detect_layout(file: Any, events: Any, path: str | Path) -> Layout:
         ) from None
     except Exception as exc:  # noqa: BLE001 - uproot raises many types for damaged files
         raise InputFileError(f"unreadable collection-ID table ({type(exc).__name__})", path=path) from None
-    raise InputFileError(
-        "no podio collection-ID table (podio_metadata, metadata/CollectionIDs or mlpf_metadata); "
-        "not an EDM4HEP file?",
-        path=path,
-    )
+    if layout is None:
+        raise InputFileError(
+            "no podio collection-ID table (podio_metadata, metadata/CollectionIDs or mlpf_metadata); "
+            "not an EDM4HEP file?",
+            path=path,
+        )
+    return layout
+
+
+def _fastsim_layout(file: Any, keys: set[str], branches: frozenset[str], path: str | Path) -> Layout | None:
+    """The fastsim's layout, from its JSON metadata string, if the file has one."""
+    if FASTSIM_METADATA not in keys:
+        return None
+    meta = json.loads(str(file[FASTSIM_METADATA]))
+    if meta.get("format") != FASTSIM_FORMAT:
+        raise InputFileError(f"'{FASTSIM_METADATA}' is not {FASTSIM_FORMAT} metadata", path=path)
+    ids = {str(k): int(v) for k, v in meta["collection_ids"].items()}
+    return Layout("fastsim", ids, branches, meta)
+
+
+def _podio_layout(file: Any, keys: set[str], branches: frozenset[str]) -> Layout | None:
+    """A podio layout from the first ID table found: podio 0.16-1.6, then podio >= 1.7, then legacy."""
+    if "podio_metadata" in keys:
+        meta_tree = file["podio_metadata"]
+        meta_keys = set(meta_tree.keys())
+        if "events___idTable/m_names" in meta_keys:
+            ids = _table_arrays(meta_tree, "events___idTable/m_names", "events___idTable/m_collectionIDs")
+            return Layout("idtable", ids, branches)
+        info = "events___CollectionTypeInfo"
+        if f"{info}/{info}.name" in meta_keys:
+            ids = _table_arrays(meta_tree, f"{info}/{info}.name", f"{info}/{info}.collectionID")
+            return Layout("typeinfo", ids, branches)
+    if "metadata" in keys:
+        meta_tree = file["metadata"]
+        if "CollectionIDs/m_names" in set(meta_tree.keys()):
+            ids = _table_arrays(meta_tree, "CollectionIDs/m_names", "CollectionIDs/m_collectionIDs")
+            return Layout("legacy", ids, branches)
+    return None
 
 
 # Detector names as they appear in Key4HEP steering strings (compact files CLIC_o3_v14.xml, CLD_o2_v05.xml).

@@ -4,6 +4,9 @@ Each shard is read on first use (only the columns training needs) and kept as fl
 event offsets, so an event is two slices, not an awkward record. Events are split reproducibly into training
 and validation sets from the seed, and a size-bucketed batch sampler groups events of similar length so that
 padding stays small (the paper's TF pipeline bucketed by length, upstream section 8.4).
+
+Inference reads its inputs this way; training streams its events from the row groups instead, in bounded memory
+(mlpf.data.stream), with the same split, conversion (`flat_fields`) and collation.
 """
 
 from __future__ import annotations
@@ -31,6 +34,44 @@ FIELD_WIDTHS = {"X": N_FEATURES, "ytarget": N_PARTICLE_COLUMNS, "ycand": N_PARTI
 BUCKET_POOL_BATCHES = 32
 
 
+def corrupt_data(exc: Exception, path: Path) -> InputFileError:
+    """The one-line error of a page that cannot be read (the footer can be intact)."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return InputFileError(f"corrupt data, cannot be read ({reason})", path=path)
+
+
+def check_fields(names: Sequence[str], path: Path) -> None:
+    """A one-line error naming `path` if a field training needs is not among the columns `names`."""
+    missing = [f for f in REQUIRED_FIELDS if f not in set(names)]
+    if missing:
+        raise InputFileError(
+            f"missing field(s) {', '.join(missing)} (see docs/contracts.md section 2)", path=path
+        )
+
+
+def flat_fields(events: ak.Array, path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The tensor fields of `events` as flat float32 [n_elements, width] arrays (non-finite values -> 0) and
+    the event offsets into them; a field of the wrong shape is a one-line error naming `path`."""
+    counts = ak.to_numpy(ak.num(events["X"], axis=1)).astype(np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    arrays = {}
+    for name in TENSOR_FIELDS:
+        flat = ak.flatten(events[name], axis=1)
+        try:
+            arr = np.asarray(ak.to_numpy(flat), dtype=np.float32)
+        except ValueError:
+            raise InputFileError(f"field {name} rows are not all the same width", path=path) from None
+        if len(flat) == 0:
+            arr = np.zeros((0, FIELD_WIDTHS[name]), dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[1] != FIELD_WIDTHS[name]:
+            raise InputFileError(
+                f"field {name} must have {FIELD_WIDTHS[name]} columns, found shape {arr.shape}", path=path
+            )
+        arrays[name] = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    return arrays, offsets
+
+
 class _Shard:
     """One parquet file: row count known up front, arrays read on first access."""
 
@@ -39,12 +80,7 @@ class _Shard:
         with reading(path):
             meta = pq.ParquetFile(path).metadata
         self.n_events = meta.num_rows
-        names = set(pq.read_schema(path).names)
-        missing = [f for f in REQUIRED_FIELDS if f not in names]
-        if missing:
-            raise InputFileError(
-                f"missing field(s) {', '.join(missing)} (see docs/contracts.md section 2)", path=path
-            )
+        check_fields(pq.read_schema(path).names, path)
         self._arrays: dict[str, np.ndarray] | None = None
         self._offsets: np.ndarray | None = None
 
@@ -53,32 +89,10 @@ class _Shard:
         try:
             return ak.from_parquet(self.path, columns=list(TENSOR_FIELDS))
         except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError, ArrowInvalid and others for bad pages
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise InputFileError(f"corrupt data, cannot be read ({reason})", path=self.path) from None
+            raise corrupt_data(exc, self.path) from None
 
     def _load(self) -> None:
-        events = self._read()
-        counts = ak.to_numpy(ak.num(events["X"], axis=1)).astype(np.int64)
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        arrays = {}
-        for name in TENSOR_FIELDS:
-            flat = ak.flatten(events[name], axis=1)
-            try:
-                arr = np.asarray(ak.to_numpy(flat), dtype=np.float32)
-            except ValueError:
-                raise InputFileError(
-                    f"field {name} rows are not all the same width", path=self.path
-                ) from None
-            if len(flat) == 0:
-                arr = np.zeros((0, FIELD_WIDTHS[name]), dtype=np.float32)
-            if arr.ndim != 2 or arr.shape[1] != FIELD_WIDTHS[name]:
-                raise InputFileError(
-                    f"field {name} must have {FIELD_WIDTHS[name]} columns, found shape {arr.shape}",
-                    path=self.path,
-                )
-            arrays[name] = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-        self._arrays, self._offsets = arrays, offsets
+        self._arrays, self._offsets = flat_fields(self._read(), self.path)
 
     @property
     def offsets(self) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 
 from mlpf.evaluate.jets import JetDefinition
 from mlpf.training.metrics import (
+    ResponseAccumulator,
     jet_response_iqr_over_median,
     met_response_iqr_over_median,
     response_iqr_over_median,
@@ -50,3 +51,25 @@ def test_met_response_is_zero_for_perfect_and_grows_with_smearing() -> None:
     no_particles = target.copy()
     no_particles[:, 0] = 0  # no target particle: target MET 0 in every event, so no response is defined
     assert np.isnan(met_response_iqr_over_median(target, no_particles, counts))
+
+
+def test_accumulated_responses_equal_those_of_all_rows_at_once() -> None:
+    events = make_events(30, seed=6, n_min=40, n_max=80)
+    counts = np.asarray(events.X.layout.offsets.data[1:] - events.X.layout.offsets.data[:-1])
+    target = np.asarray(events.ytarget.layout.content.content.data).reshape(-1, 7).copy()
+    rng = np.random.default_rng(2)
+    pred, cand = target.copy(), target.copy()
+    pred[:, 2] *= rng.normal(1.0, 0.3, len(target)).clip(0.1)
+    cand[:, 2] *= rng.normal(1.0, 0.2, len(target)).clip(0.1)
+    jets = JetDefinition()
+    accumulator = ResponseAccumulator(jets, chunk_events=7)  # reduced every 7 events: several chunks
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for lo in range(0, 30, 4):  # batches of 4 events
+        rows = slice(offsets[lo], offsets[min(lo + 4, 30)])
+        accumulator.add(pred[rows], cand[rows], target[rows], counts[lo : lo + 4])
+    got = accumulator.iqr_over_median()
+    assert got["jet"] == jet_response_iqr_over_median(pred, target, counts, jets) > 0
+    assert got["jet_pf"] == jet_response_iqr_over_median(cand, target, counts, jets) > 0
+    assert got["met"] == met_response_iqr_over_median(pred, target, counts) > 0
+    assert got["met_pf"] == met_response_iqr_over_median(cand, target, counts) > 0
+    assert np.isnan(ResponseAccumulator(jets, 7).iqr_over_median()["jet"])  # nothing added: no response

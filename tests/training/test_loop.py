@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from mlpf.cli import main
+from mlpf.data.stream import TrainingData
 from mlpf.errors import MlpfError
 from mlpf.model.geometry import N_CALORIMETER_FEATURES
 from mlpf.runtime import CHECKPOINT_FORMAT, checkpoint_checksum, load_checkpoint, save_checkpoint
@@ -109,6 +111,30 @@ def test_same_seed_same_weights_and_resume_is_exact(shards: list[Path], tmp_path
         assert {k: v for k, v in row_r.items() if k != "elapsed_s"} == {
             k: v for k, v in row_u.items() if k != "elapsed_s"
         }
+
+
+def test_streamed_resume_is_exact_with_other_workers(tmp_path: Path) -> None:
+    """Shards in row groups and a window smaller than a shard, so that an epoch interleaves pieces: a run stopped
+    mid-epoch without workers and resumed with two ends with the weights of one run with a worker throughout.
+    Dropout draws from the training's random state, which the loading must leave alone."""
+    root = tmp_path / "data"
+    shards = []
+    for k, n in enumerate((50, 30, 40)):
+        path = write_parquet(root / f"s{k}.parquet", n, k)
+        pq.write_table(pq.read_table(path), path, row_group_size=10)
+        shards.append(path)
+    model = {**MODEL, "dropout": 0.1}
+    training = {**TRAINING, "epochs": 2, "shuffle_window": 12, "num_workers": 1}
+    full = tmp_path / "full"
+    train(shards, full, model, training, {}, seed=3, threads=1)
+    part = tmp_path / "part"
+    train(shards, part, model, {**training, "num_workers": 0}, {}, seed=3, threads=1, stop_after_steps=17)
+    assert load_checkpoint(part / "last.pt")["step_in_epoch"] == 5  # 96 training events: 12 steps an epoch
+    train(shards, part, model, {**training, "num_workers": 2}, {}, seed=3, threads=1, resume=True)
+    a, b = _weights(full / "checkpoint.pt"), _weights(part / "checkpoint.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(MlpfError, match="cannot resume"):  # the window changes the batches: no resume
+        train(shards, part, model, {**training, "shuffle_window": 13}, {}, seed=3, threads=1, resume=True)
 
 
 def test_cli_train_and_bad_settings(
@@ -211,8 +237,25 @@ def test_torchrun_two_processes_on_cpu(shards: list[Path], tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((tmp_path / "model.json").read_text())
     assert info["hardware"]["world_size"] == 2
-    # 48 training events, batches of 8 -> 6 batches per epoch, 3 per rank
-    assert info["steps"] == 2 * 3
+    # 51 training events dealt to 2 ranks in pieces (row-group parts): 22-29 each, so 3 or 4 batches of 8 per
+    # epoch, the same on both ranks (the smaller share); the plans say which without reading any event
+    plans = [
+        TrainingData(
+            shards,
+            validation_fraction=0.2,
+            split_seed=42,
+            seed=42,
+            batch_size=8,
+            window=4096,
+            rank=r,
+            world_size=2,
+        )
+        for r in range(2)
+    ]
+    steps = [plans[0].steps(epoch) for epoch in range(2)]
+    assert steps == [plans[1].steps(epoch) for epoch in range(2)]
+    assert all(3 <= s <= 4 for s in steps)
+    assert info["steps"] == sum(steps)
     assert float(_history(tmp_path)[-1]["train_loss"]) < float(_history(tmp_path)[0]["train_loss"])
 
 

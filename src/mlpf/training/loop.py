@@ -6,12 +6,15 @@ Outputs in the output directory (rank 0 only):
 - `history.csv`: one row per epoch (losses per term, learning rate, validation metrics, elapsed time);
 - `model.json`: model settings, parameter count, hardware, training time and provenance.
 
-Resume is exact: the batch order is a pure function of (seed, epoch), and the checkpoint holds the model,
-optimiser, scheduler, scaler and RNG states plus the position inside the epoch, so an interrupted and resumed
-run ends with the same weights as an uninterrupted one.
+The events stream from the shards' row groups (mlpf.data.stream): memory holds a window of events, not the
+dataset, and DataLoader workers (training.num_workers) read ahead of the step.
+
+Resume is exact: the batches are a pure function of (seed, epoch, rank, world size), and the checkpoint holds
+the model, optimiser, scheduler, scaler and RNG states plus the position inside the epoch, so an interrupted and
+resumed run ends with the same weights as an uninterrupted one.
 
 Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel (NCCL on CUDA, gloo on CPU)
-and each rank takes every WORLD_SIZE-th batch.
+and the ranks read disjoint pieces of the shards.
 """
 
 from __future__ import annotations
@@ -28,19 +31,18 @@ import os
 import platform
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from mlpf.atomic import write_text_atomic
 from mlpf.config import validate_section
-from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate, train_validation_split
 from mlpf.data.parquet import read_metadata
+from mlpf.data.stream import StreamStats, TrainingData
 from mlpf.errors import MlpfError
 from mlpf.evaluate.jets import JetDefinition
 from mlpf.model.factory import build_model
@@ -57,12 +59,17 @@ from mlpf.runtime import (
     save_checkpoint,
     set_threads,
 )
-from mlpf.training.metrics import jet_response_iqr_over_median, met_response_iqr_over_median
+from mlpf.training.metrics import ResponseAccumulator
 
 log = logging.getLogger(__name__)
 
 FINAL_CHECKPOINT = "checkpoint.pt"
 RESUME_CHECKPOINT = "last.pt"
+# Training settings that do not change what is computed: a run may resume with other values.
+RESULT_NEUTRAL_SETTINGS = ("num_workers",)
+# Validation events whose element rows are kept before they are reduced to jet and MET responses (~2 kB of rows
+# per ttbar event, so memory stays a few MB whatever the size of the validation set).
+VALIDATION_METRIC_EVENTS = 2048
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, schedule: str, min_ratio: float):
@@ -125,23 +132,20 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 @torch.no_grad()
 def validate(
     model: torch.nn.Module,
-    dataset: ParquetEventDataset,
+    batches: Iterable[dict[str, torch.Tensor]],
     settings: dict[str, Any],
     device: torch.device,
     precision: str,
     jets: JetDefinition,
 ) -> dict[str, float]:
     """Validation loss per term (mean over batches) and the jet pT (jets as `jets` defines them) and MET
-    response IQR/median of MLPF and of the baseline PF."""
-    if len(dataset) == 0:
-        return {}
+    response IQR/median of MLPF and of the baseline PF, over collated `batches` (none: an empty dict)."""
     model.eval()
-    sampler = BucketBatchSampler(dataset.sizes(), settings["batch_size"], seed=0, shuffle=False)
     sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
-    rows: dict[str, list[np.ndarray]] = {"pred": [], "cand": [], "target": [], "counts": []}
+    responses = ResponseAccumulator(jets, VALIDATION_METRIC_EVENTS)
     n_batches = 0
-    for indices in sampler:
-        batch = _to(collate([dataset[i] for i in indices]), device)
+    for collated in batches:
+        batch = _to(collated, device)
         with autocast_context(device, precision):
             outputs = model(batch["X"], batch["mask"])
         total, terms = mlpf_loss(outputs, batch, settings)
@@ -150,26 +154,22 @@ def validate(
             sums[k] += float(v)
         mask = batch["mask"]
         ypred, _ = decode(batch["X"], mask, *outputs)
-        rows["pred"].append(ypred[mask].float().cpu().numpy())
-        rows["cand"].append(batch["ycand"][mask].cpu().numpy())
-        rows["target"].append(batch["ytarget"][mask].cpu().numpy())
-        rows["counts"].append(mask.sum(1).cpu().numpy())
+        responses.add(
+            ypred[mask].float().cpu().numpy(),
+            batch["ycand"][mask].cpu().numpy(),
+            batch["ytarget"][mask].cpu().numpy(),
+            mask.sum(1).cpu().numpy(),
+        )
         n_batches += 1
     model.train()
+    if n_batches == 0:
+        return {}
     out = {("val_loss" if k == "loss" else f"val_loss_{k}"): v / n_batches for k, v in sums.items()}
-    flat = {k: np.concatenate(v) for k, v in rows.items()}
-    out["val_jet_iqr_over_median"] = jet_response_iqr_over_median(
-        flat["pred"], flat["target"], flat["counts"], jets
-    )
-    out["val_jet_iqr_over_median_pf"] = jet_response_iqr_over_median(
-        flat["cand"], flat["target"], flat["counts"], jets
-    )
-    out["val_met_iqr_over_median"] = met_response_iqr_over_median(
-        flat["pred"], flat["target"], flat["counts"]
-    )
-    out["val_met_iqr_over_median_pf"] = met_response_iqr_over_median(
-        flat["cand"], flat["target"], flat["counts"]
-    )
+    iqr = responses.iqr_over_median()
+    out["val_jet_iqr_over_median"] = iqr["jet"]
+    out["val_jet_iqr_over_median_pf"] = iqr["jet_pf"]
+    out["val_met_iqr_over_median"] = iqr["met"]
+    out["val_met_iqr_over_median_pf"] = iqr["met_pf"]
     return out
 
 
@@ -221,12 +221,11 @@ class _Setup:
     rank: int
     world_size: int
     device: torch.device
-    train_set: ParquetEventDataset
-    val_set: ParquetEventDataset
-    sampler: BucketBatchSampler
+    data: TrainingData  # the training and validation batches of this rank
     total_steps: int
     started: float  # perf_counter() when this process started the run
     jets: JetDefinition  # of the validation's jet metric
+    stream: StreamStats = field(default_factory=StreamStats)  # what the training batches held and waited for
 
     @property
     def is_main(self) -> bool:
@@ -340,17 +339,21 @@ def _prepare(
     n_threads = set_threads(threads)
     rank, world_size, device = _init_distributed(settings["device"])
 
-    data = ParquetEventDataset(train_paths)
-    train_idx, val_idx = train_validation_split(
-        data.n_total, dataset_settings["validation_fraction"], seed if split_seed is None else split_seed
+    data = TrainingData(
+        train_paths,
+        validation_fraction=dataset_settings["validation_fraction"],
+        split_seed=seed if split_seed is None else split_seed,
+        seed=seed,
+        batch_size=settings["batch_size"],
+        window=settings["shuffle_window"],
+        num_workers=settings["num_workers"],
+        rank=rank,
+        world_size=world_size,
     )
-    train_set, val_set = data.subset(train_idx), data.subset(val_idx)
-    sampler = BucketBatchSampler(
-        train_set.sizes(), settings["batch_size"], seed, rank=rank, world_size=world_size
-    )
-    if len(sampler) == 0:
-        raise MlpfError(f"too few training events ({len(train_set)}) for {world_size} process(es)")
-    total_steps = settings["epochs"] * len(sampler)
+    steps = [data.steps(epoch) for epoch in range(settings["epochs"])]
+    if min(steps) == 0:
+        raise MlpfError(f"too few training events ({data.n_train}) for {world_size} process(es)")
+    total_steps = sum(steps)
     if settings["max_steps"]:
         total_steps = min(total_steps, settings["max_steps"])
     return _Setup(
@@ -364,9 +367,7 @@ def _prepare(
         rank=rank,
         world_size=world_size,
         device=device,
-        train_set=train_set,
-        val_set=val_set,
-        sampler=sampler,
+        data=data,
         total_steps=total_steps,
         started=started,
         jets=jets,
@@ -403,9 +404,13 @@ def _build(setup: _Setup) -> _State:
 def _resume(setup: _Setup, state: _State) -> None:
     """Continue from the resumable checkpoint, which must come from the same settings, seed and inputs."""
     saved = load_checkpoint(setup.resume_path)
+
+    def result_settings(settings: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in settings.items() if k not in RESULT_NEUTRAL_SETTINGS}
+
     same = (
         saved["model_settings"] == setup.model_settings
-        and saved["training_settings"] == setup.settings
+        and result_settings(saved["training_settings"]) == result_settings(setup.settings)
         and saved["dataset_settings"] == setup.dataset_settings
         and saved["seed"] == setup.seed
         and saved["train_files"] == setup.train_files
@@ -507,26 +512,38 @@ def _run_epochs(
     `stop_after_steps`, the epoch callback); a resumable checkpoint after every finished epoch."""
     net = _parallel(setup, state.model)
     net.train()
+    first_step, stepping = state.global_step, 0.0
     while state.global_step < setup.total_steps and state.epoch < setup.settings["epochs"]:
-        setup.sampler.set_epoch(state.epoch)
-        batches = setup.sampler.batches()
-        for indices in batches[state.step_in_epoch :]:
-            loss = _optimiser_step(setup, state, net, indices)
-            reporter.step(state.epoch, loss)
-            if stop_after_steps is not None and state.global_step >= stop_after_steps:
-                flag.stop, flag.reason = True, "stop_after_steps"
-            if flag.stop or state.global_step >= setup.total_steps:
-                break
-            every = setup.settings["checkpoint_every"]
-            if setup.is_main and every and state.global_step % every == 0:
-                save_checkpoint(setup.resume_path, _checkpoint(setup, state, finished=False))
-        epoch_done = state.step_in_epoch >= len(batches) or state.global_step >= setup.total_steps
+        plan = setup.data.epoch(state.epoch)
+        started = time.perf_counter()
+        with contextlib.closing(setup.data.batches(plan, state.step_in_epoch, setup.stream)) as batches:
+            for batch in batches:
+                loss = _optimiser_step(setup, state, net, batch)
+                reporter.step(state.epoch, loss)
+                if stop_after_steps is not None and state.global_step >= stop_after_steps:
+                    flag.stop, flag.reason = True, "stop_after_steps"
+                if flag.stop or state.global_step >= setup.total_steps:
+                    break
+                every = setup.settings["checkpoint_every"]
+                if setup.is_main and every and state.global_step % every == 0:
+                    save_checkpoint(setup.resume_path, _checkpoint(setup, state, finished=False))
+        stepping += time.perf_counter() - started
+        epoch_done = state.step_in_epoch >= len(plan) or state.global_step >= setup.total_steps
         if epoch_done and _end_epoch(setup, state, reporter, epoch_callback):
             flag.stop, flag.reason = True, "epoch_callback"
         if flag.stop:
             break
         if setup.is_main and epoch_done:
             save_checkpoint(setup.resume_path, _checkpoint(setup, state, finished=False))
+    if setup.is_main and state.global_step > first_step:
+        log.info(
+            "%d training steps in %.1f s (%.3f steps/s), %.1f s of it waiting for data; at most %d events held",
+            state.global_step - first_step,
+            stepping,
+            (state.global_step - first_step) / stepping,
+            setup.stream.wait_s,
+            setup.stream.peak_events,
+        )
 
 
 def _parallel(setup: _Setup, model: torch.nn.Module) -> torch.nn.Module:
@@ -539,10 +556,12 @@ def _parallel(setup: _Setup, model: torch.nn.Module) -> torch.nn.Module:
     )
 
 
-def _optimiser_step(setup: _Setup, state: _State, net: torch.nn.Module, indices: Sequence[int]) -> float:
+def _optimiser_step(
+    setup: _Setup, state: _State, net: torch.nn.Module, collated: dict[str, torch.Tensor]
+) -> float:
     """One batch forward and backward, one optimiser and scheduler step; returns the batch loss."""
     settings = setup.settings
-    batch = _to(collate([setup.train_set[i] for i in indices]), setup.device)
+    batch = _to(collated, setup.device)
     with autocast_context(setup.device, settings["precision"]):
         outputs = net(batch["X"], batch["mask"])
     loss, terms = mlpf_loss(outputs, batch, settings)
@@ -576,7 +595,12 @@ def _end_epoch(
     )
     row.update(
         validate(
-            state.model, setup.val_set, setup.settings, setup.device, setup.settings["precision"], setup.jets
+            state.model,
+            setup.data.validation_batches(),
+            setup.settings,
+            setup.device,
+            setup.settings["precision"],
+            setup.jets,
         )
     )
     row["elapsed_s"] = _elapsed(setup, state)
@@ -611,8 +635,8 @@ def _write_outputs(setup: _Setup, state: _State) -> None:
         "train_event_source": merge_records(
             [read_metadata(p).get("event_source") for p in setup.train_files]
         ),
-        "n_train_events": len(setup.train_set),
-        "n_validation_events": len(setup.val_set),
+        "n_train_events": setup.data.n_train,
+        "n_validation_events": setup.data.n_validation,
         "steps": state.global_step,
         "epochs": state.epoch,
         "training_time_s": round(final["elapsed_s"], 3),

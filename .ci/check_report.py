@@ -9,7 +9,7 @@ time so that the clicks and image decoding finish) and the driver writes what it
 The figures on disk decide what must be there: every PNG under PLOTS/<sample>/ must appear in the report's
 subcategory <sample>, and its image must decode to a non-empty picture.
 
-    python .ci/check_report.py .test/results/report.html --plots .test/results/plots
+    python .ci/check_report.py .test/results/report.html --plots .test/results/plots/ci
 
 Exit status 0 when every figure is listed and loads, 1 otherwise (one line per problem), 2 when no browser.
 """

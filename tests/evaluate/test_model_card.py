@@ -54,7 +54,10 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
             "epochs": 7,
             "training_time_s": 7260.0,
             "hardware": {"gpu": "NVIDIA H100", "world_size": 2},
-            "train_files": ["results/datasets/qq/0.parquet", "results/datasets/ttbar/1.parquet"],
+            "train_files": [
+                "results/datasets/fastsim/clusters/qq/0.parquet",
+                "results/datasets/fastsim/clusters/ttbar/1.parquet",
+            ],
         },
     )
     history = tmp_path / "history.csv"
@@ -90,6 +93,20 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
     assert "R = 0.7" in card
     assert "simulation only" in card.lower()
     assert "17 features and 41 derived from its calorimeter point" in card
+
+
+def test_card_links_the_figures_where_they_are(tmp_path: Path) -> None:
+    # the workflow's layout: the card beside the model, the figures under results/plots/<model>/
+    metrics = _write(tmp_path / "ttbar.json", METRICS)
+    out = tmp_path / "results" / "models" / "m1" / "model_card.md"
+    out.parent.mkdir(parents=True)
+    figures = tmp_path / "results" / "plots" / "m1"
+    args = ["model-card", "--metrics", str(metrics), "--figures", str(figures), "--output", str(out)]
+    assert main(args) == 0
+    card = out.read_text()
+    assert "](../../plots/m1/ttbar/jet_response.png)" in card
+    assert "](../../plots/m1/training/loss.png)" in card
+    assert "](plots/" not in card
 
 
 def test_card_tolerates_missing_model_info(tmp_path: Path) -> None:

@@ -48,8 +48,10 @@ def test_manifest_maps_each_figure_kind_to_its_files(plots, tmp_path):
 
 def test_write_manifest_writes_json_and_markdown(plots, tmp_path):
     out = tmp_path / "paper"
-    write_manifest(plots, [], {}, out, model_card="results/model_card.md")
-    assert json.loads((out / "manifest.json").read_text())["model_card"] == "results/model_card.md"
+    write_manifest(plots, [], {}, out, model_card="results/models/mlpf/model_card.md")
+    assert (
+        json.loads((out / "manifest.json").read_text())["model_card"] == "results/models/mlpf/model_card.md"
+    )
     text = (out / "manifest.md").read_text()
     assert "| training_curves | Fig. 3 |" in text
     assert "not produced by this configuration" in text  # timing

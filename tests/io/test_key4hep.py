@@ -637,7 +637,7 @@ def test_dry_run_shows_full_key4hep_commands(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "rule key4hep_generate:" in out
-    assert "rule plots:" in out  # the whole chain resolves
+    assert "rule figures:" in out  # the whole chain resolves
     assert (
         'ddsim --compactFile "$K4GEO/CLIC/compact/CLIC_o3_v14/CLIC_o3_v14.xml" --steeringFile clic_steer.py'
         in out
@@ -653,11 +653,11 @@ def test_dry_run_shows_full_key4hep_commands(workdir: Path) -> None:
 @pytest.mark.workflow
 def test_workflow_job_without_stack_fails_at_once(workdir: Path) -> None:
     missing = workdir / "no-cvmfs" / "setup.sh"
-    result = _snakemake("--cores", "1", "--directory", str(workdir), "resources/edm4hep/ttbar/0.root",
+    result = _snakemake("--cores", "1", "--directory", str(workdir), "resources/edm4hep/key4hep/ttbar/0.root",
                         "--config", "source=key4hep", f"key4hep={{'setup_script': '{missing}'}}",
                         cwd=workdir)  # fmt: skip
     assert result.returncode != 0
-    log = (workdir / "logs" / "acquire" / "ttbar" / "0.log").read_text().strip().splitlines()
+    log = (workdir / "logs" / "acquire" / "key4hep" / "ttbar" / "0.log").read_text().strip().splitlines()
     expected = (
         f"mlpf key4hep-check: error: no Key4HEP stack: setup script {missing} not found (is CVMFS mounted?) "
         "and no key4hep.apptainer_image configured"

@@ -686,16 +686,16 @@ def test_workflow_lists_selects_downloads_and_places_shards(server: FakeZenodo, 
     }
     extra = workdir / "zenodo.yaml"
     extra.write_text(f"source: zenodo\nzenodo:\n  api_url: {server.api_url}\n  backoff_seconds: 0.01\n")
-    targets = [f"resources/edm4hep/ttbar/{k}.root" for k in (0, 2)]
+    targets = [f"resources/edm4hep/zenodo/ttbar/{k}.root" for k in (0, 2)]
     result = _snakemake(workdir, *targets, "--configfile", "config/config.yaml", str(extra))
     assert result.returncode == 0, result.stderr[-3000:]
     for k in (0, 2):
-        assert (workdir / f"resources/edm4hep/ttbar/{k}.root").read_bytes() == order[k]
+        assert (workdir / f"resources/edm4hep/zenodo/ttbar/{k}.root").read_bytes() == order[k]
     assert (workdir / "resources/zenodo/8260741/p8_ee_tt_ecm380_10files.tar").read_bytes() == archive
     assert not (workdir / "resources/zenodo/8260741/p8_ee_tt_ecm380_PU10_10files.tar").exists()
     log = (workdir / "logs/download/8260741/p8_ee_tt_ecm380_10files.tar.log").read_text()
     assert "resuming at byte" in log
-    manifest = json.loads((workdir / "resources/edm4hep/ttbar/zenodo_files.json").read_text())
+    manifest = json.loads((workdir / "resources/edm4hep/zenodo/ttbar/zenodo_files.json").read_text())
     assert [(f["key"], f["size"], f["md5"]) for f in manifest["files"]] == [
         ("p8_ee_tt_ecm380_10files.tar", len(archive), _md5(archive))
     ]
@@ -711,10 +711,10 @@ def test_workflow_pattern_matching_nothing_fails_in_one_line(server: FakeZenodo,
     extra = workdir / "zenodo.yaml"
     extra.write_text(f"source: zenodo\nzenodo:\n  api_url: {server.api_url}\n")
     result = _snakemake(
-        workdir, "resources/edm4hep/qq/0.root", "--configfile", "config/config.yaml", str(extra)
+        workdir, "resources/edm4hep/zenodo/qq/0.root", "--configfile", "config/config.yaml", str(extra)
     )
     assert result.returncode != 0
-    log = (workdir / "logs/acquire/qq/zenodo_files.log").read_text().strip().splitlines()
+    log = (workdir / "logs/acquire/zenodo/qq/zenodo_files.log").read_text().strip().splitlines()
     assert log[-1] == (
         "mlpf download: error: Zenodo record 8260741: pattern 'p8_ee_qq_ecm380*.tar' of sample qq matches no "
         "file; the record has: p8_ee_tt_ecm380_10files.tar; fix zenodo.samples.qq"
@@ -730,7 +730,7 @@ def test_workflow_without_network_stops_at_the_listing_in_one_line(workdir: Path
     extra.write_text(f"source: zenodo\nzenodo:\n  api_url: http://127.0.0.1:{port}/api\n  retries: 5\n")
     start = time.monotonic()
     result = _snakemake(
-        workdir, "resources/edm4hep/ttbar/0.root", "--configfile", "config/config.yaml", str(extra)
+        workdir, "resources/edm4hep/zenodo/ttbar/0.root", "--configfile", "config/config.yaml", str(extra)
     )
     assert result.returncode != 0
     assert time.monotonic() - start < 60  # no minutes of retries
@@ -747,10 +747,10 @@ def test_dry_run_shows_the_whole_chain(workdir: Path) -> None:
     result = _snakemake(workdir, "-n", "-p", "--config", "source=zenodo")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for rule in ("rule zenodo_listing:", "checkpoint zenodo_select:", "rule zenodo_shard:", "rule plots:"):
+    for rule in ("rule zenodo_listing:", "checkpoint zenodo_select:", "rule zenodo_shard:", "rule figures:"):
         assert rule in out, rule
     assert "mlpf download --list --record 8260741 --output resources/zenodo/8260741.listing.json" in out
-    assert "--manifest resources/edm4hep/ttbar/zenodo_files.json" in out
+    assert "--manifest resources/edm4hep/zenodo/ttbar/zenodo_files.json" in out
 
 
 @pytest.mark.slow
@@ -765,14 +765,14 @@ def test_local_copy_lists_and_downloads_nothing(workdir: Path) -> None:
     extra.write_text(
         f"source: zenodo\nzenodo:\n  local_dir: {local}\n  samples:\n    qq: [p8_ee_qq_ecm380]\n"
     )
-    targets = ["resources/edm4hep/ttbar/1.root", "resources/edm4hep/qq/0.root"]
+    targets = ["resources/edm4hep/zenodo/ttbar/1.root", "resources/edm4hep/zenodo/qq/0.root"]
     result = _snakemake(workdir, *targets, "--configfile", "config/config.yaml", str(extra))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "zenodo_listing" not in result.stdout + result.stderr
     assert "zenodo_download" not in result.stdout + result.stderr
-    assert (workdir / "resources/edm4hep/ttbar/1.root").read_bytes() == order[1]
-    assert (workdir / "resources/edm4hep/qq/0.root").read_bytes() == LEGACY_CLIC.read_bytes()
-    manifest = json.loads((workdir / "resources/edm4hep/qq/zenodo_files.json").read_text())
+    assert (workdir / "resources/edm4hep/zenodo/ttbar/1.root").read_bytes() == order[1]
+    assert (workdir / "resources/edm4hep/zenodo/qq/0.root").read_bytes() == LEGACY_CLIC.read_bytes()
+    manifest = json.loads((workdir / "resources/edm4hep/zenodo/qq/zenodo_files.json").read_text())
     assert manifest["local_dir"] == str(local)
     assert manifest["files"][0]["path"] == str(local / "p8_ee_qq_ecm380")
 

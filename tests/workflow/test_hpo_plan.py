@@ -38,7 +38,7 @@ def test_hpo_target_plans_workers_sharing_one_study_and_the_comparison():
 
 
 def test_replica_seeds_train_beside_the_main_model_and_reach_the_card():
-    out = plan("results/model_card.md", "--config", "replicas={'seeds': [42, 7, 8]}")
+    out = plan("results/models/mlpf/model_card.md", "--config", "replicas={'seeds': [42, 7, 8]}")
     jobs = _jobs(out)
     assert jobs["train_replica"] == 2  # seed 42 is the main model itself
     assert jobs["train"] == 1

@@ -242,7 +242,7 @@ def test_dry_run_through_the_slurm_profile_resolves(tmp_path):
     assert "profiles/slurm" in out
     # the GPU override reached the jobs: train and infer are planned with the profile's runtime
     assert re.search(r"rule train:.*?runtime=720", out, flags=re.DOTALL), out
-    assert "rule plots" in out
+    assert "rule figures" in out
 
 
 @pytest.mark.workflow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlpf.data.parquet import read_metadata
 from mlpf.training.loop import RESUME_CHECKPOINT
-from snakemake_runner import SNAKEFILE, run_snakemake
+from snakemake_runner import SNAKEFILE, run_snakemake, workdir_with_default_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,10 +32,14 @@ def test_lint_is_clean():
 
 
 def test_dry_run_resolves_main_target():
-    result = snakemake("-n", "--cores", "2", "results/plots")
+    result = snakemake("-n", "--cores", "2", "plots")
     assert result.returncode == 0, result.stderr
-    for rule in ("fastsim", "parse", "train", "infer", "evaluate", "plots"):
+    for rule in ("fastsim", "parse", "train", "infer", "evaluate", "figures", "plots"):
         assert f"rule {rule}:" in result.stdout, f"{rule} missing from the plan"
+    # every output under the names of what made it (docs/outputs.md)
+    assert "resources/edm4hep/fastsim/ttbar/0.root" in result.stdout
+    assert "results/datasets/fastsim/clusters/ttbar/0.parquet" in result.stdout
+    assert "results/plots/mlpf" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -100,12 +106,11 @@ def test_whole_chain_on_tiny_config(tmp_path):
     config.setdefault("evaluation", {})["timing_sizes"] = [32, 64]  # exercise the timing rule, cheaply
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake("--directory", str(tmp_path), "--cores", "2", "all", "results/paper", timeout=1200)
+    result = snakemake("--directory", str(tmp_path), "--cores", "2", "all", "paper", timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    plots = sorted(
-        p.relative_to(tmp_path / "results" / "plots") for p in (tmp_path / "results" / "plots").rglob("*.png")
-    )
+    plots_dir = tmp_path / "results" / "plots" / "ci"
+    plots = sorted(p.relative_to(plots_dir) for p in plots_dir.rglob("*.png"))
     assert any("jet" in p.name and "response" in p.name for p in plots), plots
     assert any(p.parts[0] == "gun_pi" and p.name.startswith("eff_fake_") for p in plots), plots
     metrics = json.loads((tmp_path / "results" / "metrics" / "ci" / "ttbar.json").read_text())
@@ -114,21 +119,99 @@ def test_whole_chain_on_tiny_config(tmp_path):
         assert metrics["jet_response"][algo]["iqr"] >= 0
         assert 0.2 < metrics["jet_response"][algo]["median"] < 2.0
     assert (tmp_path / "results" / "models" / "ci" / "model.onnx").stat().st_size > 0
-    assert "MLPF" in (tmp_path / "results" / "model_card.md").read_text()
+    card = (tmp_path / "results" / "models" / "ci" / "model_card.md").read_text()
+    assert "MLPF" in card
+    assert "](../../plots/ci/ttbar/jet_response.png)" in card  # links reach the figures from the card
     # the events' origin travels from the parsed shards to every output
     assert metrics["event_source"]["simulation"] == "fastsim"
     assert metrics["event_source"]["source"] == "fastsim"
     assert metrics["event_source"]["master_seed"] == config["seed"]
+    assert metrics["event_source"]["events"] == "fastsim"  # the name of the events (docs/outputs.md)
     info = json.loads((tmp_path / "results" / "models" / "ci" / "model.json").read_text())
     assert info["train_event_source"]["sample"] == ["qq", "ttbar"]
-    assert "fast simulation: Pythia8" in (tmp_path / "results" / "model_card.md").read_text()
-    assert (tmp_path / "results" / "plots" / "timing" / "timing_scaling.png").exists()
-    manifest = json.loads((tmp_path / "results" / "paper" / "manifest.json").read_text())
+    assert "fast simulation: Pythia8" in card
+    assert (plots_dir / "timing" / "timing_scaling.png").exists()
+    manifest = json.loads((tmp_path / "results" / "paper" / "ci" / "manifest.json").read_text())
     produced = {entry["figure"] for entry in manifest["figures"] if entry["produced"]}
     assert {"training_curves", "jet_response", "timing_scaling"} <= produced
     assert manifest["provenance"]["settings"]["evaluation"]["timing_sizes"] == [32, 64]
     # nothing half-written is left behind by any stage
     assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def _files(root: Path) -> dict[str, str]:
+    """Every file of the run's outputs (resources/ and results/) with the SHA-256 of its contents."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for top in ("resources", "results")
+        for p in sorted((root / top).rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_two_configurations_one_after_the_other_keep_both_outputs(tmp_path):
+    """The CI configuration (cluster level), then a hit-level one on the same events in the same directory: the
+    second reuses the events, adds its own dataset, model, predictions and figures, and leaves every output of
+    the first untouched; the first then has nothing to redo (docs/outputs.md)."""
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    config["fastsim"]["events_per_shard"] = 40
+    config["samples"]["evaluate"] = ["ttbar"]  # one evaluated sample is enough here
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    hits = tmp_path / "config" / "hits.yaml"
+    small = {"name": "ci_hits", "width": 32, "num_layers": 1, "num_heads": 4}  # ~1,400 elements per event
+    hits.write_text(yaml.safe_dump({"dataset": {"elements": "hits"}, "model": small}))
+    run = ("--directory", str(tmp_path), "--cores", "2", "all")
+    first = snakemake(*run, timeout=1200)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    before = _files(tmp_path)
+
+    second = snakemake(
+        *run, "--configfile", str(tmp_path / "config" / "config.yaml"), str(hits), timeout=1200
+    )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "rule fastsim:" not in second.stdout  # the same events, acquired once
+    after = _files(tmp_path)
+    assert {path: after.get(path) for path in before} == before  # the first run's outputs, byte for byte
+    results = tmp_path / "results"
+    assert (results / "datasets" / "fastsim" / "hits" / "ttbar" / "1.parquet").is_file()
+    assert (results / "models" / "ci_hits" / "model_card.md").is_file()
+    assert any((results / "plots" / "ci_hits").rglob("*.png"))
+    # both models' predictions of the same held-out events stay, each naming its events and dataset
+    for model, level in (("ci", "clusters"), ("ci_hits", "hits")):
+        record = read_metadata(results / "predictions" / model / "ttbar.parquet")
+        assert record["event_source"]["events"] == "fastsim"
+        assert record["inputs"] == [f"results/datasets/fastsim/{level}/ttbar/1.parquet"]
+
+    again = snakemake("-n", *run)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_model_name_is_not_retrained_on_another_dataset(tmp_path):
+    # a model.json of `mlpf` trained on the Zenodo events: the default configuration (fastsim) stops at once
+    workdir_with_default_config(tmp_path)
+    model = tmp_path / "results" / "models" / "mlpf"
+    model.mkdir(parents=True)
+    (model / "model.json").write_text(
+        json.dumps({"train_files": ["results/datasets/zenodo/clusters/ttbar/0.parquet"]})
+    )
+    result = snakemake("-n", "--directory", str(tmp_path), "--cores", "1")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "Invalid configuration" in line]
+    assert len(lines) == 1, result.stderr
+    assert "model.name 'mlpf' is the model trained on results/datasets/zenodo/clusters" in lines[0]
+    assert "this configuration trains on results/datasets/fastsim/clusters" in lines[0]
+    assert "Traceback" not in result.stderr
+    # under its own name the same configuration plans
+    assert (
+        snakemake(
+            "-n", "--directory", str(tmp_path), "--cores", "1", "--config", "model={name: other}"
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.workflow

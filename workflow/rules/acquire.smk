@@ -1,4 +1,4 @@
-# Acquire: EDM4HEP event files resources/edm4hep/{sample}/{shard}.root from the configured source.
+# Acquire: EDM4HEP event files resources/edm4hep/{events}/{sample}/{shard}.root from the configured source.
 # Exactly one source is active, so exactly one rule can produce these files.
 
 
@@ -7,11 +7,11 @@ if config["source"] == "fastsim":
     rule fastsim:
         """Pythia8 events through the CLICdet-like parametric detector and the baseline PF."""
         output:
-            root="resources/edm4hep/{sample}/{shard}.root",
+            root="resources/edm4hep/{events}/{sample}/{shard}.root",
         log:
-            "logs/acquire/{sample}/{shard}.log",
+            "logs/acquire/{events}/{sample}/{shard}.log",
         benchmark:
-            "benchmarks/fastsim/{sample}/{shard}.tsv"
+            "benchmarks/fastsim/{events}/{sample}/{shard}.tsv"
         conda:
             "../../envs/mlpf.yaml"
         threads: 1

@@ -8,6 +8,7 @@ from pathlib import Path
 from mlpf.config import validate_workflow_config
 from mlpf.errors import ConfigError
 from mlpf.io.zenodo import manifest_paths
+from mlpf.outputs import check_model_data, dataset_dir, dataset_name, events_name
 
 # Validate before any job is scheduled, cross-field rules included; a wrong key or type is one line, not a
 # traceback, and names --config when a command-line override set the key.
@@ -18,7 +19,17 @@ try:
 except ConfigError as exc:
     sys.exit(f"Invalid configuration: {exc}")
 
+# The names that key the outputs (docs/outputs.md): the acquired events, the dataset parsed from them, and the
+# model trained on it with everything made from it. Each is a path level, so configurations live side by side.
+EVENTS = events_name(config)
+DATASET = dataset_name(config)
+DATASETS = dataset_dir(config)  # results/datasets/<events>/<dataset>
 MODEL = config["model"]["name"]
+# One model name, one training dataset: retraining a name on other data would replace what it made.
+try:
+    check_model_data(f"results/models/{MODEL}", DATASETS)
+except ConfigError as exc:
+    sys.exit(f"Invalid configuration: {exc}")
 TRAIN_SAMPLES = config["samples"]["train"]
 EVAL_SAMPLES = config["samples"]["evaluate"]
 N_TRAIN_SHARDS = config["shards"]["train"]
@@ -32,7 +43,10 @@ BENCH_MODEL_SCRIPT = Path(workflow.basedir).parent / "benchmarks" / "bench_model
 wildcard_constraints:
     sample="(" + "|".join(ALL_SAMPLES) + ")",
     shard=r"\d+",
-    model=re.escape(MODEL),  # a literal: a '.' in the name must not match any character
+    # literals: a '.' in a name must not match any character
+    events=re.escape(EVENTS),
+    dataset=re.escape(DATASET),
+    model=re.escape(MODEL),
 
 
 def section_json(name):
@@ -50,7 +64,7 @@ def event_source_json():
     """Where the events are acquired from, for the record each parsed shard keeps of its events' origin (the
     file itself tells fast from full simulation, not which Zenodo record or Key4HEP release it came from)."""
     source = config["source"]
-    record = {"source": source}
+    record = {"source": source, "events": EVENTS}
     if source == "zenodo":
         record["zenodo_record"] = config["zenodo"]["record"]
     elif source == "key4hep":
@@ -69,15 +83,11 @@ def test_shards():
 
 
 def get_training_datasets(wildcards):
-    return expand(
-        "results/datasets/{sample}/{shard}.parquet", sample=TRAIN_SAMPLES, shard=training_shards()
-    )
+    return expand(f"{DATASETS}/{{sample}}/{{shard}}.parquet", sample=TRAIN_SAMPLES, shard=training_shards())
 
 
 def get_test_datasets(wildcards):
-    return expand(
-        "results/datasets/{sample}/{shard}.parquet", sample=wildcards.sample, shard=test_shards()
-    )
+    return expand(f"{DATASETS}/{{sample}}/{{shard}}.parquet", sample=wildcards.sample, shard=test_shards())
 
 
 def get_timing_files(wildcards=None):
@@ -88,15 +98,26 @@ def get_timing_files(wildcards=None):
 def zenodo_sample_files(wildcards):
     """The files a Zenodo sample's manifest names (downloads, or the local copy), known once the manifest exists
     (checkpoint zenodo_select in rules/zenodo.smk); the shard job reads them, in shard order, from it."""
-    return manifest_paths(checkpoints.zenodo_select.get(sample=wildcards.sample).output.manifest)
+    manifest = checkpoints.zenodo_select.get(events=wildcards.events, sample=wildcards.sample).output.manifest
+    return manifest_paths(manifest)
+
+
+def get_figures():
+    """The configured model's figures (target `plots`)."""
+    return [f"results/plots/{MODEL}"]
+
+
+def get_paper_manifest():
+    """The configured model's paper manifest (target `paper`)."""
+    return [f"results/paper/{MODEL}"]
 
 
 def get_final_output():
     return [
-        "results/plots",
+        f"results/plots/{MODEL}",
         *expand("results/metrics/{model}/{sample}.json", model=MODEL, sample=EVAL_SAMPLES),
         f"results/models/{MODEL}/model.onnx",
-        "results/model_card.md",
+        f"results/models/{MODEL}/model_card.md",
         *get_replica_summary(),
     ]
 

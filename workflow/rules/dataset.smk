@@ -3,13 +3,13 @@
 
 rule parse:
     input:
-        root="resources/edm4hep/{sample}/{shard}.root",
+        root="resources/edm4hep/{events}/{sample}/{shard}.root",
     output:
-        parquet="results/datasets/{sample}/{shard}.parquet",
+        parquet="results/datasets/{events}/{dataset}/{sample}/{shard}.parquet",
     log:
-        "logs/parse/{sample}/{shard}.log",
+        "logs/parse/{events}/{dataset}/{sample}/{shard}.log",
     benchmark:
-        "benchmarks/parse/{sample}/{shard}.tsv"
+        "benchmarks/parse/{events}/{dataset}/{sample}/{shard}.tsv"
     conda:
         "../../envs/mlpf.yaml"
     threads: 1

@@ -22,22 +22,22 @@ rule evaluate:
         " --settings {params.settings:q} --metrics {output.metrics} --responses {output.responses} > {log} 2>&1"
 
 
-rule plots:
+rule figures:
     input:
-        responses=expand(rules.evaluate.output.responses, model=MODEL, sample=EVAL_SAMPLES),
-        metrics=expand(rules.evaluate.output.metrics, model=MODEL, sample=EVAL_SAMPLES),
-        history=expand(rules.train.output.history, model=MODEL),
+        responses=expand(rules.evaluate.output.responses, sample=EVAL_SAMPLES, allow_missing=True),
+        metrics=expand(rules.evaluate.output.metrics, sample=EVAL_SAMPLES, allow_missing=True),
+        history=rules.train.output.history,
         timing=get_timing_files,
     output:
         plots=report(
-            directory("results/plots"),
+            directory("results/plots/{model}"),
             patterns=["{group}/{name}.png"],
             caption="../report/plots.rst",
             category="Figures",
             subcategory="{group}",
         ),
     log:
-        "logs/plots.log",
+        "logs/plots/{model}.log",
     localrule: True
     conda:
         "../../envs/mlpf.yaml"
@@ -73,33 +73,36 @@ rule model_timing:
 
 rule model_card:
     input:
-        metrics=expand(rules.evaluate.output.metrics, model=MODEL, sample=EVAL_SAMPLES),
-        info=expand(rules.train.output.info, model=MODEL),
-        history=expand(rules.train.output.history, model=MODEL),
+        metrics=expand(rules.evaluate.output.metrics, sample=EVAL_SAMPLES, allow_missing=True),
+        info=rules.train.output.info,
+        history=rules.train.output.history,
         replicas=get_replica_summary,
+        figures=rules.figures.output.plots,
     output:
-        card=report("results/model_card.md", caption="../report/model_card.rst", category="Model card"),
+        card=report(
+            "results/models/{model}/model_card.md", caption="../report/model_card.rst", category="Model card"
+        ),
     log:
-        "logs/model_card.log",
+        "logs/model_card/{model}.log",
     localrule: True
     conda:
         "../../envs/mlpf.yaml"
     threads: 1
     shell:
         "mlpf model-card --metrics {input.metrics} --model-info {input.info} --history {input.history}"
-        " --replicas {input.replicas} --output {output.card} > {log} 2>&1"
+        " --replicas {input.replicas} --figures {input.figures} --output {output.card} > {log} 2>&1"
 
 
-rule paper:
+rule paper_manifest:
     input:
-        plots=rules.plots.output.plots,
-        metrics=expand(rules.evaluate.output.metrics, model=MODEL, sample=EVAL_SAMPLES),
+        plots=rules.figures.output.plots,
+        metrics=expand(rules.evaluate.output.metrics, sample=EVAL_SAMPLES, allow_missing=True),
         card=rules.model_card.output.card,
-        onnx=expand(rules.export_onnx.output.onnx, model=MODEL),
+        onnx=rules.export_onnx.output.onnx,
     output:
-        manifest=directory("results/paper"),
+        manifest=directory("results/paper/{model}"),
     log:
-        "logs/paper.log",
+        "logs/paper/{model}.log",
     localrule: True
     conda:
         "../../envs/mlpf.yaml"

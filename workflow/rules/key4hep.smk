@@ -12,11 +12,11 @@ if config["source"] == "key4hep":
     rule key4hep_generate:
         """One shard through the Key4HEP chain; fails at once, with one line, where no stack exists."""
         output:
-            root="resources/edm4hep/{sample}/{shard}.root",
+            root="resources/edm4hep/{events}/{sample}/{shard}.root",
         log:
-            "logs/acquire/{sample}/{shard}.log",
+            "logs/acquire/{events}/{sample}/{shard}.log",
         benchmark:
-            "benchmarks/key4hep/{sample}/{shard}.tsv"
+            "benchmarks/key4hep/{events}/{sample}/{shard}.tsv"
         conda:
             "../../envs/mlpf.yaml"
         threads: 1

@@ -67,9 +67,9 @@ if config["source"] == "zenodo":
         input:
             listing=ZENODO_LISTING,
         output:
-            manifest="resources/edm4hep/{sample}/zenodo_files.json",
+            manifest="resources/edm4hep/{events}/{sample}/zenodo_files.json",
         log:
-            "logs/acquire/{sample}/zenodo_files.log",
+            "logs/acquire/{events}/{sample}/zenodo_files.log",
         localrule: True
         conda:
             "../../envs/mlpf.yaml"
@@ -83,12 +83,12 @@ if config["source"] == "zenodo":
     rule zenodo_shard:
         """Shard k of a sample: the k-th ROOT file of its files, extracted (or linked) atomically."""
         input:
-            manifest="resources/edm4hep/{sample}/zenodo_files.json",
+            manifest="resources/edm4hep/{events}/{sample}/zenodo_files.json",
             sources=zenodo_sample_files,
         output:
-            root="resources/edm4hep/{sample}/{shard}.root",
+            root="resources/edm4hep/{events}/{sample}/{shard}.root",
         log:
-            "logs/acquire/{sample}/{shard}.log",
+            "logs/acquire/{events}/{sample}/{shard}.log",
         conda:
             "../../envs/mlpf.yaml"
         threads: 1

@@ -40,6 +40,19 @@ def hit_types(hits: ak.Array) -> np.ndarray:
     return chunk.to_numpy(hits["type"]) if "type" in hits.fields else np.zeros(len(hits), dtype=np.int32)
 
 
+def _segment_best(
+    owner: np.ndarray, item: np.ndarray, value: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per run of equal `owner` (pairs grouped by owner): (owner, item with the largest value, that value); ties
+    go to the lower item. A segmented maximum, no sort."""
+    change = np.r_[True, owner[1:] != owner[:-1]]
+    starts = np.flatnonzero(change)
+    top = np.maximum.reduceat(value, starts)
+    group = np.cumsum(change) - 1
+    lowest = np.where(value == top[group], item, np.iinfo(np.int64).max)
+    return owner[starts], np.minimum.reduceat(lowest, starts), top
+
+
 def best_hits(
     ev: EventCollections,
     pf: chunk.Candidates,
@@ -50,26 +63,80 @@ def best_hits(
 ) -> np.ndarray:
     """Global index of the most energetic valid hit of each PF particle's clusters (-1 if none).
 
-    Ties go to the lower hit index. Vectorised: (PFO, cluster) pairs are expanded to (PFO, hit) pairs through
-    the clusters' hit lists sorted by cluster.
+    Ties go to the lower hit index. `flat_relation` lists pairs grouped by owner, so each cluster's best hit is
+    a segmented maximum over the (cluster, hit) pairs, and each PFO's the same over its clusters' best hits.
     """
     best = np.full(len(pf.pdg), -1, dtype=np.int64)
-    pfo, cluster = chunk.flat_relation(ev.pfos.clusters, pf.offsets, cl_off)
-    hit_cluster, hit_global = chunk.flat_relation(ev.clusters.hits, cl_off, hit_off)
-    if len(pfo) == 0 or len(hit_cluster) == 0:
-        return best
-    order = np.argsort(hit_cluster, kind="stable")
-    sorted_cluster, sorted_hit = hit_cluster[order], hit_global[order]
-    lo = np.searchsorted(sorted_cluster, cluster, side="left")
-    n = np.searchsorted(sorted_cluster, cluster, side="right") - lo
-    owner = np.repeat(pfo, n)
-    hit = sorted_hit[np.repeat(lo - chunk.offsets(n)[:-1], n) + np.arange(int(n.sum()))]
+    cluster, hit = chunk.flat_relation(ev.clusters.hits, cl_off, hit_off)
     ok = hit_valid[hit]
-    owner, hit = owner[ok], hit[ok]
-    rank = np.lexsort((hit, -hit_energy[hit], owner))
-    uniq, first = np.unique(owner[rank], return_index=True)
-    best[uniq] = hit[rank][first]
+    cluster, hit = cluster[ok], hit[ok]
+    pfo, pfo_cluster = chunk.flat_relation(ev.pfos.clusters, pf.offsets, cl_off)
+    if len(cluster) == 0 or len(pfo) == 0:
+        return best
+    with_hits, cluster_hit, cluster_energy = _segment_best(cluster, hit, hit_energy[hit])
+    n_clusters = int(cl_off[-1])
+    best_of_cluster = np.full(n_clusters, -1, dtype=np.int64)
+    best_of_cluster[with_hits] = cluster_hit
+    energy_of_cluster = np.full(n_clusters, -np.inf, dtype=hit_energy.dtype)
+    energy_of_cluster[with_hits] = cluster_energy
+    candidate = best_of_cluster[pfo_cluster]
+    keep = candidate >= 0
+    if keep.any():
+        owners, hits, _ = _segment_best(pfo[keep], candidate[keep], energy_of_cluster[pfo_cluster[keep]])
+        best[owners] = hits
     return best
+
+
+class _Layout:
+    """Where tracks and hits go in the elements of a chunk: per event its tracks, then its valid hits.
+
+    Only the tracks' positions are materialised: a hit's position is computed for the few hits that carry a
+    particle (`hit_positions`), so no array of 10^6 positions is built.
+    """
+
+    def __init__(self, n_trk: np.ndarray, n_hit: np.ndarray, hit_valid: np.ndarray) -> None:
+        n_ev = len(n_trk)
+        self.all_valid = bool(hit_valid.all())
+        self.hit_off = chunk.offsets(n_hit)
+        if self.all_valid:
+            n_valid = n_hit
+        else:
+            n_valid = np.bincount(np.repeat(np.arange(n_ev), n_hit)[hit_valid], minlength=n_ev)
+            self.valid_index = np.cumsum(hit_valid) - 1
+        self.n_elem = n_trk + n_valid
+        self.elem_off = chunk.offsets(self.n_elem)
+        self.n_total = int(self.elem_off[-1])
+        self.n_trk = n_trk
+        self.valid_off = chunk.offsets(n_valid)
+        trk_off = chunk.offsets(n_trk)
+        trk_event = np.repeat(np.arange(n_ev), n_trk)
+        self.track_pos = self.elem_off[trk_event] + np.arange(int(trk_off[-1])) - trk_off[trk_event]
+        self.track_slot = np.zeros(self.n_total, dtype=bool)
+        self.track_slot[self.track_pos] = True
+
+    def hit_positions(self, hits: np.ndarray) -> np.ndarray:
+        """Element positions of the given (valid) global hit indices."""
+        event = np.searchsorted(self.hit_off, hits, side="right") - 1
+        index = hits if self.all_valid else self.valid_index[hits]
+        return self.elem_off[event] + self.n_trk[event] + index - self.valid_off[event]
+
+
+def _particle_rows(
+    n_elements: int,
+    kinds: tuple,
+    owners: tuple[np.ndarray, np.ndarray],
+    pdg: np.ndarray,
+    charge: np.ndarray,
+    p4: np.ndarray,
+) -> np.ndarray:
+    """[n_elements, 7] rows, zero but where an element has a particle. Per kind (positions: array of each
+    object's element position or a function of object indices, element type) the owner array gives each
+    object's particle (-1 none)."""
+    out = np.zeros((n_elements, len(targets.PARTICLE_COLUMNS)), dtype=np.float32)
+    for (position, elem_type), owner in zip(kinds, owners, strict=True):
+        rows, values = chunk.owned_rows(owner, elem_type, pdg, charge, p4)
+        out[position(rows) if callable(position) else position[rows]] = values
+    return out
 
 
 def process_chunk_hits(
@@ -83,7 +150,6 @@ def process_chunk_hits(
     """Elements (tracks, calorimeter hits), targets, candidates and truth for a chunk of events (one record
     per event with elements); the definitions are the module's."""
     n_ev = ev.n_events
-    ev_idx = np.arange(n_ev)
     n_trk, n_cl, n_hit = (chunk.counts_of(a) for a in (ev.tracks, ev.clusters, ev.hits))
     trk_off, cl_off, hit_off = chunk.offsets(n_trk), chunk.offsets(n_cl), chunk.offsets(n_hit)
     n_tracks, n_hits = int(trk_off[-1]), int(hit_off[-1])
@@ -112,23 +178,22 @@ def process_chunk_hits(
         visible_mask=vis, energy=mc.energy, p4=mc.p4, track_pairs=track_pairs, cluster_pairs=hit_pairs,
         n_tracks=n_tracks, n_clusters=n_hits,
     )  # fmt: skip
-    y_track = chunk.target_rows(assoc.track_owner, features.ELEM_TYPE_TRACK, mc, assoc.p4)
-    y_hit = chunk.target_rows(assoc.cluster_owner, features.ELEM_TYPE_HIT, mc, assoc.p4)
-
     # --- baseline candidates: on the first track, else on the most energetic hit of the clusters ----------
     pf = chunk.candidates(ev, trk_off, cl_off)
     track_pfo, hit_pfo, unplaced = targets.candidate_placement(
         pf.pdg, pf.first_track, best_hits(ev, pf, cl_off, hit_off, energy, hit_valid), n_tracks, n_hits
     )
-    c_track = pf.rows(track_pfo, features.ELEM_TYPE_TRACK)
-    c_hit = pf.rows(hit_pfo, features.ELEM_TYPE_HIT)
 
-    # --- assemble per event: tracks first, then (valid) hits -------------------------------------------------
-    n_valid_hit = np.bincount(np.repeat(ev_idx, n_hit)[hit_valid], minlength=n_ev)
-    n_elem, pos = chunk.element_positions(n_trk, n_valid_hit)
-    X = chunk.place(pos, x_track, x_hit[hit_valid])
-    ytarget = chunk.place(pos, y_track, y_hit[hit_valid])
-    ycand = chunk.place(pos, c_track, c_hit[hit_valid])
+    # --- assemble per event: tracks first, then (valid) hits; particle rows only where there is one --------
+    layout = _Layout(n_trk, n_hit, hit_valid)
+    X = np.empty((layout.n_total, features.N_FEATURES), dtype=np.float32)
+    X[layout.track_slot] = x_track
+    X[~layout.track_slot] = x_hit if layout.all_valid else x_hit[hit_valid]
+    kinds = ((layout.track_pos, features.ELEM_TYPE_TRACK), (layout.hit_positions, features.ELEM_TYPE_HIT))
+    ytarget = _particle_rows(layout.n_total, kinds, (assoc.track_owner, assoc.cluster_owner),
+                             mc.pdg, mc.charge, assoc.p4)  # fmt: skip
+    ycand = _particle_rows(layout.n_total, kinds, (track_pfo, hit_pfo), pf.pdg, pf.charge, pf.p4)
+    n_elem = layout.n_elem
     events = chunk.event_record(X, ytarget, ycand, n_elem, mc, truth_max_abs_eta)
     keep = n_elem > 0
 

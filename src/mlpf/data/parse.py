@@ -17,7 +17,7 @@ import numpy as np
 
 from mlpf.config import validate_section
 from mlpf.data import chunk, features, hits, ranges, targets
-from mlpf.data.parquet import write_table
+from mlpf.data.parquet import streaming, write_table
 from mlpf.errors import ConfigError
 from mlpf.io.edm4hep.collections import CollectionNames
 from mlpf.io.edm4hep.layout import Layout, detect_detector
@@ -236,45 +236,49 @@ def parse_file(
     options["truth_max_abs_eta"] = settings["truth_max_abs_eta"]
     stats = ParseStats()
     collections = CollectionNames.from_settings(settings["collections"])
-    with Edm4hepFile(input_path, collections, read_hit_type=elements == "hits") as source:
+    n_written = 0
+    # Each chunk's events are written as a row group as soon as they are made: memory stays that of one chunk
+    # (a 2000-event hit-level shard is ~2 GB of elements), and nothing is concatenated.
+    with (
+        Edm4hepFile(input_path, collections, read_hit_type=elements == "hits") as source,
+        streaming(output_path) as out,
+    ):
         source.check_collections()
         detector, bfield, bfield_source = resolve_bfield(
             settings, detect_detector(source._file, source.layout)
         )
-        parts = []
         bar = progress_bar(f"parse {Path(input_path).name}", total=source.n_events, unit="ev")
         try:
             for start, stop, ev in source.iterate(step):
                 ranges.check_input_events(ev, input_path, start, bfield)  # damaged values stop here, named
-                parts.append(process(ev, definition, bfield, stats, **options))
+                events = process(ev, definition, bfield, stats, **options)
+                if len(events):
+                    out.append(ak.to_arrow_table(events, extensionarray=False))
+                    n_written += len(events)
                 bar.update(stop - start)
         finally:
             bar.close()
-        layout_kind = source.layout.kind
-        pfo_collection = source.pfo_collection
-        events_record = event_source(source.layout, detector, workflow_source)
-    events = ak.concatenate(parts) if parts else process_chunk_empty()
-    record = provenance(
-        settings,
-        input=str(input_path),
-        event_source=events_record,
-        layout=layout_kind,
-        pfo_collection=pfo_collection,
-        detector=detector,
-        bfield_tesla=bfield,
-        bfield_source=bfield_source,
-        elements=elements,
-        element_features=list(features.element_features(elements)),
-        particle_columns=list(targets.PARTICLE_COLUMNS),
-        class_names=list(targets.CLASS_NAMES),
-        stats=stats.counts,
-    )
-    write_parquet(events, output_path, record)
+        record = provenance(
+            settings,
+            input=str(input_path),
+            event_source=event_source(source.layout, detector, workflow_source),
+            layout=source.layout.kind,
+            pfo_collection=source.pfo_collection,
+            detector=detector,
+            bfield_tesla=bfield,
+            bfield_source=bfield_source,
+            elements=elements,
+            element_features=list(features.element_features(elements)),
+            particle_columns=list(targets.PARTICLE_COLUMNS),
+            class_names=list(targets.CLASS_NAMES),
+            stats=stats.counts,
+        )
+        out.finish(record, ak.to_arrow_table(process_chunk_empty(), extensionarray=False))
     c = stats.counts
     log.info(
         "%s: %d events written (%d skipped without elements), %d zero-energy %s skipped, "
         "%d visible particles dropped",
-        output_path, len(events), c.get("events_skipped_empty", 0), c.get(f"{elements}_skipped_zero_energy", 0),
+        output_path, n_written, c.get("events_skipped_empty", 0), c.get(f"{elements}_skipped_zero_energy", 0),
         elements, c.get("dropped_particles", 0),
     )  # fmt: skip
     return record

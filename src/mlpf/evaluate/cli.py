@@ -28,7 +28,7 @@ def _plots(args: argparse.Namespace) -> int:
 def _model_card(args: argparse.Namespace) -> int:
     from .model_card import write_model_card
 
-    write_model_card(args.metrics, args.model_info, args.history, args.output, args.replicas)
+    write_model_card(args.metrics, args.model_info, args.history, args.output, args.replicas, args.figures)
     return 0
 
 
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--timing", nargs="*", default=[], help="model benchmark timing files (CSV or JSON), optional"
     )
-    p.add_argument("--output", required=True, help="output directory (e.g. results/plots)")
+    p.add_argument("--output", required=True, help="output directory (e.g. results/plots/mlpf)")
     p.add_argument("--jobs", type=int, default=1, help="processes drawing samples in parallel (default 1)")
     p.set_defaults(handler=_plots)
 
@@ -89,7 +89,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-info", nargs="*", default=[], help="model.json written by mlpf train")
     p.add_argument("--history", nargs="*", default=[], help="training history CSV")
     p.add_argument("--replicas", nargs="*", default=[], help="spread across seeds written by mlpf replicas")
-    p.add_argument("--output", required=True, help="output Markdown file (e.g. results/model_card.md)")
+    p.add_argument(
+        "--figures",
+        default=None,
+        help="the directory `mlpf plots` wrote, linked from the card (default: plots/)",
+    )
+    p.add_argument(
+        "--output", required=True, help="output Markdown file (e.g. results/models/mlpf/model_card.md)"
+    )
     p.set_defaults(handler=_model_card)
 
     p = subparsers.add_parser(
@@ -102,5 +109,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files written by mlpf evaluate")
     p.add_argument("--model-card", default=None, help="model card written by mlpf model-card")
     p.add_argument("--config-json", default="{}", help="the workflow config (JSON) recorded in the manifest")
-    p.add_argument("--output", required=True, help="output directory (e.g. results/paper)")
+    p.add_argument("--output", required=True, help="output directory (e.g. results/paper/mlpf)")
     p.set_defaults(handler=_paper_manifest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from mlpf.provenance import merge_records
 
 NOT_RECORDED = "not recorded"
 PAPER = "J. Pata et al., Commun. Phys. 7, 124 (2024), arXiv:2309.06782"
-# Figures of each sample linked from the card (written by `mlpf plots` under results/plots/<sample>/).
+# Figures of each sample linked from the card (written by `mlpf plots` under results/plots/<model>/<sample>/).
 CARD_FIGURES: tuple[tuple[str, str], ...] = (
     ("jet_response", "Jet pT response"),
     ("jet_response_vs_pt", "Jet response IQR/median vs generator jet pT"),
@@ -99,7 +100,7 @@ def _section(info: dict[str, Any], settings: dict[str, Any], name: str) -> dict[
 
 
 def _train_samples(info: dict[str, Any]) -> list[str]:
-    """Sample names from the training files (results/datasets/<sample>/<shard>.parquet)."""
+    """Sample names from the training files (results/datasets/<events>/<dataset>/<sample>/<shard>.parquet)."""
     if isinstance(info.get("train_samples"), list):
         return [str(s) for s in info["train_samples"]]
     files = info.get("train_files") or []
@@ -175,6 +176,7 @@ def _derived_inputs(model: dict[str, Any], info: dict[str, Any]) -> str:
 # The workflow's own words for a source record's keys (mlpf.data.parse.event_source and the workflow's source).
 _SOURCE_FIELDS: tuple[tuple[str, str], ...] = (
     ("source", "workflow source"),
+    ("events", "events (name)"),
     ("zenodo_record", "Zenodo record"),
     ("key4hep_release", "Key4HEP release"),
     ("fastsim_version", "fast simulation version (mlpf-workflow)"),
@@ -251,8 +253,10 @@ def render(
     info: dict[str, Any],
     history: dict[str, Any],
     replicas: dict[str, Any] | None = None,
+    figures: str = "plots",
 ) -> str:
-    """The model card as Markdown text."""
+    """The model card as Markdown text; `figures` is where the figures of `mlpf plots` are, relative to the
+    card (its links point there)."""
     # model.json (written by `mlpf train`) holds the config sections at the top level; older or other writers
     # may nest them under "settings": accept both.
     settings = info.get("settings") or {}
@@ -336,18 +340,7 @@ def render(
         "",
         *_class_table(metrics),
         "",
-        "Figures (produced by `mlpf plots` under `results/plots/`):",
-        "",
-    ]
-    if metrics:
-        first = metrics[0].get("sample", "?")
-        lines += [f"![Jet pT response of MLPF and PF, {first}](plots/{first}/jet_response.png)", ""]
-    for m in metrics:
-        sample = m.get("sample", "?")
-        links = ", ".join(f"[{title}](plots/{sample}/{fig}.png)" for fig, title in CARD_FIGURES)
-        lines.append(f"- {sample}: {links}")
-    lines += [
-        "- training: [loss curves](plots/training/loss.png)",
+        *_figure_links(metrics, figures),
         "",
         "## Intended use",
         "",
@@ -378,14 +371,30 @@ def render(
     return "\n".join(lines)
 
 
+def _figure_links(metrics: list[dict[str, Any]], figures: str) -> list[str]:
+    """The card's figure section: the first sample's jet response shown, links to the others'."""
+    lines = [f"Figures (produced by `mlpf plots`, in `{figures}/` from here):", ""]
+    if metrics:
+        first = metrics[0].get("sample", "?")
+        lines += [f"![Jet pT response of MLPF and PF, {first}]({figures}/{first}/jet_response.png)", ""]
+    for m in metrics:
+        sample = m.get("sample", "?")
+        links = ", ".join(f"[{title}]({figures}/{sample}/{fig}.png)" for fig, title in CARD_FIGURES)
+        lines.append(f"- {sample}: {links}")
+    lines.append(f"- training: [loss curves]({figures}/training/loss.png)")
+    return lines
+
+
 def write_model_card(
     metrics_paths: Sequence[str | Path],
     info_paths: Sequence[str | Path],
     history_paths: Sequence[str | Path],
     output: str | Path,
     replicas_paths: Sequence[str | Path] = (),
+    figures_dir: str | Path | None = None,
 ) -> str:
-    """Read the inputs, render the card and write it atomically. Returns the text."""
+    """Read the inputs, render the card and write it atomically. Returns the text. `figures_dir` is the
+    directory `mlpf plots` wrote (default: `plots` beside the card)."""
     metrics = [_read_json(p, "metrics JSON") for p in metrics_paths]
     info: dict[str, Any] = {}
     for path in info_paths:
@@ -394,6 +403,9 @@ def write_model_card(
     for path in history_paths:
         history.update(_history_summary(path))
     replicas = _read_json(replicas_paths[0], "replicas JSON") if replicas_paths else None
-    text = render(metrics, info, history, replicas)
+    figures = (
+        "plots" if figures_dir is None else Path(os.path.relpath(figures_dir, Path(output).parent)).as_posix()
+    )
+    text = render(metrics, info, history, replicas, figures)
     write_text_atomic(output, text)
     return text

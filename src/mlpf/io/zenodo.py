@@ -21,7 +21,7 @@ This module adds only what zenodo_get lacks:
   sample's patterns (within a pattern, record files sorted by name) and, within an archive, sorted by member
   name with digit runs compared as numbers (`..._2.root` before `..._10.root`). Archives may hold their ROOT
   files at the top level or in a folder (`p8_ee_tt_ecm380/reco_p8_ee_tt_ecm380_1302.root`). A shard is streamed
-  out of its archive alone into `resources/edm4hep/{sample}/{shard}.root`.
+  out of its archive alone into `resources/edm4hep/{events}/{sample}/{shard}.root`.
 """
 
 from __future__ import annotations

@@ -313,3 +313,26 @@ def test_checkpoints_without_a_checksum_still_load_with_a_warning(
     torch.save(_small_state(), path)  # as written before checksums existed
     assert load_checkpoint(path)["history"] == [{"epoch": 1, "loss": 0.25}]
     assert "without a checksum" in caplog.text
+
+
+def test_the_final_checkpoint_holds_the_best_validation_epoch(shards: list[Path], tmp_path: Path) -> None:
+    """select_checkpoint: the final weights are those of the epoch with the lowest validation loss, recomputed
+    here on the same validation split from the saved checkpoint."""
+    from mlpf.model.factory import model_from_checkpoint
+    from mlpf.training import loop
+
+    # a high constant learning rate: the validation loss is lowest at epoch 2 of 6, not at the end
+    training = {**TRAINING, "epochs": 6, "learning_rate": 0.05, "lr_schedule": "constant",
+                "select_checkpoint": "val_loss"}  # fmt: skip
+    train(shards, tmp_path, MODEL, training, {}, 1, 1)
+    losses = [float(row["val_loss"]) for row in _history(tmp_path)]
+    assert losses.index(min(losses)) < len(losses) - 1
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["selected_by"] == "val_loss"
+    assert info["selected_epoch"] == 1 + losses.index(min(losses))
+    setup = loop._prepare(shards, tmp_path, MODEL, training, {}, 1, 1, None, None)
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "checkpoint.pt"))
+    again = loop.validate(
+        model, setup.data.validation_batches(), setup.settings, setup.device, "fp32", setup.jets
+    )
+    assert again["val_loss"] == pytest.approx(min(losses), rel=1e-5)

@@ -251,6 +251,7 @@ class _State:
     elapsed_before: float = 0.0  # seconds trained by earlier processes of a resumed run
     history: list[dict[str, Any]] = field(default_factory=list)
     accum: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("loss", *LOSS_TERMS), 0.0))
+    best: dict[str, Any] | None = None  # training.select_checkpoint: {"epoch", "value", "model_state"} so far
 
 
 def train(
@@ -429,6 +430,7 @@ def _resume(setup: _Setup, state: _State) -> None:
     state.epoch, state.step_in_epoch = saved["epoch"], saved["step_in_epoch"]
     state.global_step, state.elapsed_before = saved["global_step"], saved["elapsed_s"]
     state.history, state.accum = saved["history"], saved["accum"]
+    state.best = saved.get("best")
     log.info("resuming from %s at epoch %d, step %d", setup.resume_path, state.epoch, state.global_step)
 
 
@@ -459,6 +461,7 @@ def _checkpoint(setup: _Setup, state: _State, finished: bool) -> dict[str, Any]:
         "global_step": state.global_step,
         "history": state.history,
         "accum": state.accum,
+        "best": state.best,
         "elapsed_s": _elapsed(setup, state),
         "n_params": state.n_params,
         "provenance": provenance(
@@ -604,6 +607,7 @@ def _end_epoch(
         )
     )
     row["elapsed_s"] = _elapsed(setup, state)
+    _remember_if_best(setup, state, row)
     state.history.append(row)
     state.epoch, state.step_in_epoch = state.epoch + 1, 0
     state.accum = dict.fromkeys(state.accum, 0.0)
@@ -616,9 +620,26 @@ def _end_epoch(
     return _callback_says_stop(epoch_callback, row, setup.is_main, setup.world_size, setup.device)
 
 
+def _remember_if_best(setup: _Setup, state: _State, row: dict[str, Any]) -> None:
+    """Keep a copy of the weights when this epoch has the lowest value yet of training.select_checkpoint."""
+    metric = setup.settings["select_checkpoint"]
+    if metric == "last":
+        return
+    value = row.get(metric)
+    if not isinstance(value, float) or not math.isfinite(value):
+        return  # no jet matched on a small validation set, say: this epoch cannot be chosen
+    if state.best is None or value < state.best["value"]:
+        weights = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
+        state.best = {"epoch": row["epoch"], "value": value, "model_state": weights}
+
+
 def _write_outputs(setup: _Setup, state: _State) -> None:
-    """The final checkpoint (also the resumable state: a retry finds the run finished), history and model.json."""
+    """The final checkpoint (also the resumable state: a retry finds the run finished), history and model.json.
+
+    With training.select_checkpoint the final checkpoint holds the weights of the selected epoch."""
     final = _checkpoint(setup, state, finished=True)
+    if state.best is not None:
+        final["model_state"] = state.best["model_state"]
     save_checkpoint(setup.output_dir / FINAL_CHECKPOINT, final)
     save_checkpoint(setup.resume_path, final)
     write_text_atomic(setup.output_dir / "history.csv", _history_csv(state.history))
@@ -642,6 +663,8 @@ def _write_outputs(setup: _Setup, state: _State) -> None:
         "training_time_s": round(final["elapsed_s"], 3),
         "hardware": _hardware(setup.device, setup.n_threads, setup.world_size),
         "final": state.history[-1] if state.history else {},
+        "selected_epoch": state.best["epoch"] if state.best is not None else state.epoch,
+        "selected_by": setup.settings["select_checkpoint"],
         "provenance": final["provenance"],
     }
     write_text_atomic(setup.output_dir / "model.json", json.dumps(info, indent=2, default=str) + "\n")

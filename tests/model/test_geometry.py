@@ -140,8 +140,9 @@ def test_clusters_keep_their_position_and_padding_is_zero() -> None:
     X[0, 1, X_TYPE] = ELEM_TYPE_TRACK
     X[0, 1, X_SIN_PHI], X[0, 1, X_COS_PHI], X[0, 1, X_OMEGA] = 0.0, 1.0, 2e-3  # 2 rho < 1500 mm: a looper
     mask = torch.tensor([[True, True, False]])
-    f = calorimeter_features(X, mask)
+    f, linked_momentum = calorimeter_features(X, mask)
     assert f.shape == (1, 3, N_CALORIMETER_FEATURES)
+    assert linked_momentum.shape == (1, 3)
     torch.testing.assert_close(
         f[0, 0, :3], torch.tensor([0.7, np.sin(2.0), np.cos(2.0)], dtype=torch.float32)
     )

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 import torch
 
+# The cell grid covers |eta| < GRID_ETA_MAX; elements beyond share the edge rows (more candidates, none lost).
+GRID_ETA_MAX = 5.0
 # Kernel values below exp(-NEGLIGIBLE_EXPONENT) = 2e-9 are not added: a narrow kernel is that small for most
 # pairs within the common cutoff, and its exp is the costly part of a pair.
 NEGLIGIBLE_EXPONENT = 20.0
@@ -111,15 +113,80 @@ def cell_list_kernel_sums(
         if len(real) == 0:
             continue
         e, p = eta_all[b, real], phi_all[b, real]
-        cell_of, n_eta, n_phi = _grid(
-            e, p, cutoff / CELLS_PER_CUTOFF, phi_span(cutoff) / CELLS_PER_CUTOFF, eta_max
-        )
-        order = np.argsort(cell_of, kind="stable")
-        start = np.zeros(n_eta * n_phi + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cell_of, minlength=n_eta * n_phi), out=start[1:])
         sums = np.zeros((len(real), len(widths), values_all.shape[-1]))
-        grid = (e, np.cos(p), np.sin(p), values_all[b, real], cell_of, start, order, n_eta, n_phi)
+        grid = (e, np.cos(p), np.sin(p), values_all[b, real], *_event_grid(e, p, cutoff, eta_max))
         kernel = _sums_parallel if threads > 1 and len(real) >= PARALLEL_MIN_ELEMENTS else _sums_serial
         kernel(sums, *grid, CELLS_PER_CUTOFF, cutoff**2, inv_two_w2)
         out[b, real] = sums
     return torch.from_numpy(out).to(values.device)
+
+
+def _event_grid(
+    eta: np.ndarray, phi: np.ndarray, cutoff: float, eta_max: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """(cell of each element, offsets of each cell in `order`, elements ordered by cell, rows, columns) of one
+    event on cells of half the cutoff."""
+    cell_of, n_eta, n_phi = _grid(
+        eta, phi, cutoff / CELLS_PER_CUTOFF, phi_span(cutoff) / CELLS_PER_CUTOFF, eta_max
+    )
+    order = np.argsort(cell_of, kind="stable")
+    start = np.zeros(n_eta * n_phi + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cell_of, minlength=n_eta * n_phi), out=start[1:])
+    return cell_of, start, order, n_eta, n_phi
+
+
+@numba.njit(cache=True)
+def _nearest(query, key, eta, cos_phi, sin_phi, cell_of, cell_start, order, n_eta, n_phi, reach, cutoff2):
+    """For every query element, the nearest key element within `cutoff2` (-1 if none) and its squared
+    distance; ties go to the key listed first in `order` (deterministic)."""
+    n = eta.shape[0]
+    nearest = np.full(n, -1)
+    best = np.full(n, cutoff2)
+    for i in range(n):
+        if not query[i]:
+            continue
+        row = cell_of[i] // n_phi
+        col = cell_of[i] % n_phi
+        for r in range(max(row - reach, 0), min(row + reach + 1, n_eta)):
+            for d_col in range(-reach, reach + 1):
+                cell = r * n_phi + (col + d_col) % n_phi
+                for k in range(cell_start[cell], cell_start[cell + 1]):
+                    j = order[k]
+                    if not key[j] or j == i:
+                        continue
+                    deta = eta[i] - eta[j]
+                    d = 2.0 * (1.0 - (cos_phi[i] * cos_phi[j] + sin_phi[i] * sin_phi[j])) + deta * deta
+                    if d < best[i] or (d == best[i] and nearest[i] >= 0 and j < nearest[i]):
+                        best[i] = d
+                        nearest[i] = j
+    return nearest, best
+
+
+def cell_list_nearest(
+    eta: torch.Tensor,
+    phi: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    cutoff: float,
+    eta_max: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every `query` element of each event, the index (in the event) of the nearest `key` element within
+    `cutoff` ([B, N] long, -1 where none; ties: lowest index) and the squared distance ([B, N], cutoff^2 where
+    none). `query` and `key` are [B, N] booleans (padding in neither). CPU tensors."""
+    B, N = eta.shape
+    nearest = np.full((B, N), -1, dtype=np.int64)
+    distance = np.full((B, N), cutoff**2)
+    eta_all, phi_all = eta.detach().double().cpu().numpy(), phi.detach().double().cpu().numpy()
+    query_all, key_all = query.cpu().numpy(), key.cpu().numpy()
+    for b in range(B):
+        real = np.flatnonzero(query_all[b] | key_all[b])
+        if len(real) == 0:
+            continue
+        e, p = eta_all[b, real], phi_all[b, real]
+        local, d2 = _nearest(
+            query_all[b, real], key_all[b, real], e, np.cos(p), np.sin(p), *_event_grid(e, p, cutoff, eta_max),
+            CELLS_PER_CUTOFF, cutoff**2,
+        )  # fmt: skip
+        nearest[b, real] = np.where(local >= 0, real[np.maximum(local, 0)], -1)
+        distance[b, real] = d2
+    return torch.from_numpy(nearest).to(eta.device), torch.from_numpy(distance).float().to(eta.device)

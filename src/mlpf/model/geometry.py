@@ -23,13 +23,13 @@ import math
 import torch
 
 from mlpf.config import schema_default
-from mlpf.data.features import CLUSTER_FEATURES, TRACK_FEATURES
-from mlpf.model.cell_sums import cell_list_kernel_sums
+from mlpf.data.features import TRACK_FEATURES
+from mlpf.model.cell_sums import GRID_ETA_MAX, cell_list_kernel_sums
+from mlpf.model.pf_links import N_PF_LINK_FEATURES, X_CLUSTER_ECAL, X_CLUSTER_HCAL, track_cluster_links
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
 
 # Track columns of X used by the helix, and the cluster columns of its ECAL and HCAL energy.
 X_TAN_LAMBDA, X_OMEGA, X_Z0 = (TRACK_FEATURES.index(name) for name in ("tanLambda", "omega", "Z0"))
-X_CLUSTER_ECAL, X_CLUSTER_HCAL = (CLUSTER_FEATURES.index(name) for name in ("energy_ecal", "energy_hcal"))
 
 # The ECAL front face the tracks are extrapolated to: the model section's defaults (CLIC_o3_v14, barrel inner
 # radius 1500 mm, endcap inner z 2307 mm), so that the function defaults and the configuration agree.
@@ -58,10 +58,12 @@ LINK_CUTOFF = 0.32
 # all pairs at once (data-dependent grid sizes would freeze into the graph); all three give the same sums.
 LINK_QUERY_BLOCK = 1024
 # The grid covers |eta| < LINK_GRID_ETA_MAX; elements beyond share the edge cells (more pairs, none lost).
-LINK_GRID_ETA_MAX = 5.0
+LINK_GRID_ETA_MAX = GRID_ETA_MAX
 _GRID_PHI_CELLS = max(3, int(2 * math.pi / LINK_CUTOFF))  # cells of 2 pi / n >= LINK_CUTOFF
 _GRID_HALF_ETA_CELLS = math.ceil(LINK_GRID_ETA_MAX / LINK_CUTOFF)
-N_CALORIMETER_FEATURES = 3 + 2 * (len(PHI_HARMONICS) + len(ETA_FREQUENCIES)) + N_LINK_FEATURES
+N_CALORIMETER_FEATURES = (
+    3 + 2 * (len(PHI_HARMONICS) + len(ETA_FREQUENCIES)) + N_LINK_FEATURES + N_PF_LINK_FEATURES
+)
 
 _TINY = 1e-12
 MAX_TURNING_ANGLE = 4.0 * torch.pi
@@ -123,10 +125,12 @@ def calorimeter_features(
     mask: torch.Tensor,
     radius_mm: float = CALORIMETER_RADIUS_MM,
     half_length_mm: float = CALORIMETER_HALF_LENGTH_MM,
-) -> torch.Tensor:
-    """[..., N_CALORIMETER_FEATURES] per element: eta, sin phi, cos phi of its calorimeter point (tracks:
-    extrapolated helix; clusters: their own position), sin/cos of the phi harmonics and eta frequencies, and the
-    link features (`link_features`). Zero on padding."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """([..., N_CALORIMETER_FEATURES] per element, [...] the momentum of the tracks linked to each cluster).
+
+    The features: eta, sin phi, cos phi of the element's calorimeter point (tracks: extrapolated helix; clusters:
+    their own position), sin/cos of the phi harmonics and eta frequencies, the kernel sums around it
+    (`link_features`) and the particle-flow track-cluster link (`mlpf.model.pf_links`). Zero on padding."""
     eta, phi = calorimeter_direction(X, radius_mm, half_length_mm)
     # Padding (and any element without a direction) at (0, 0): the exported atan2(0, 0) is NaN, torch's is 0,
     # and one NaN point would poison every kernel sum of its event.
@@ -135,6 +139,7 @@ def calorimeter_features(
     phi = torch.where(valid, phi, torch.zeros_like(phi))
     phi_k = phi[..., None] * phi.new_tensor(PHI_HARMONICS)
     eta_k = eta[..., None] * eta.new_tensor(ETA_FREQUENCIES)
+    links = track_cluster_links(X, mask, eta, phi)
     out = torch.cat(
         [
             torch.stack([eta, torch.sin(phi), torch.cos(phi)], dim=-1),
@@ -143,10 +148,11 @@ def calorimeter_features(
             torch.sin(eta_k),
             torch.cos(eta_k),
             link_features(X, mask, eta, phi),
+            links.features.to(eta.dtype),
         ],
         dim=-1,
     )
-    return out * mask[..., None].to(out.dtype)
+    return out * mask[..., None].to(out.dtype), links.linked_momentum.to(X.dtype)
 
 
 def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:

@@ -129,6 +129,7 @@ def test_memory_holds_a_window_whatever_the_number_of_shards(tmp_path: Path) -> 
     def peak(n_files: int) -> int:
         paths = [_shard(tmp_path / f"s{n_files}_{k}.parquet", 40, k, row_group=10) for k in range(n_files)]
         data = _data(paths, window=16, batch_size=4)
+        assert data.kept is None  # more events than a window, a pool and 4 row groups: streamed
         stats = StreamStats()
         n = sum(1 for _ in data.batches(data.epoch(0), stats=stats))
         assert n == data.steps(0)
@@ -141,9 +142,11 @@ def test_memory_holds_a_window_whatever_the_number_of_shards(tmp_path: Path) -> 
     assert large <= small + 2 * 10  # twice the data, the same memory (up to the row groups at the edges)
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_batches_are_those_of_the_plan_from_any_start(files: list[Path], num_workers: int) -> None:
-    data = _data(files, num_workers=num_workers)
+@pytest.mark.parametrize(("num_workers", "keep"), [(0, False), (2, False), (0, True), (2, True)])
+def test_batches_are_those_of_the_plan_from_any_start(
+    files: list[Path], num_workers: int, keep: bool
+) -> None:
+    data = _data(files, num_workers=num_workers, keep=keep)
     in_memory = ParquetEventDataset(files)
     plan = data.epoch(2)
     start = 5
@@ -153,6 +156,22 @@ def test_batches_are_those_of_the_plan_from_any_start(files: list[Path], num_wor
         expected = collate([in_memory[int(i)] for i in plan.batch(start + k)])
         assert batch.keys() == expected.keys()
         assert all(torch.equal(batch[key], expected[key]) for key in expected)
+
+
+def test_a_small_dataset_is_read_once_for_every_epoch_and_validation(files: list[Path]) -> None:
+    kept, streamed = _data(files), _data(files, keep=False)
+    assert kept.kept is not None  # 140 events: less than the stream would hold (window, pool, 4 row groups)
+    assert streamed.kept is None
+    for data, reads in ((kept, 9), (streamed, None)):
+        stats = StreamStats()
+        for epoch in range(2):
+            got = list(data.batches(data.epoch(epoch), stats=stats))
+            assert len(got) == data.steps(epoch)
+        list(data.validation_batches(stats=stats))
+        if reads is not None:
+            assert stats.pieces_read == reads  # each row group once
+        else:
+            assert stats.pieces_read > 2 * 9  # every epoch and the validation read them again
 
 
 def test_validation_batches_are_the_in_memory_samplers(files: list[Path]) -> None:

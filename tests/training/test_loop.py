@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
 import signal
 import subprocess
 import sys
@@ -113,23 +115,30 @@ def test_same_seed_same_weights_and_resume_is_exact(shards: list[Path], tmp_path
         }
 
 
-def test_streamed_resume_is_exact_with_other_workers(tmp_path: Path) -> None:
-    """Shards in row groups and a window smaller than a shard, so that an epoch interleaves pieces: a run stopped
-    mid-epoch without workers and resumed with two ends with the weights of one run with a worker throughout.
-    Dropout draws from the training's random state, which the loading must leave alone."""
+def test_streamed_resume_is_exact_with_other_workers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shards in row groups, more events than the stream holds (so they are streamed, not kept) and a window
+    smaller than a shard, so that an epoch interleaves pieces: a run stopped mid-epoch without workers and resumed
+    with two ends with the weights of one run with a worker throughout. Dropout draws from the training's random
+    state, which the loading must leave alone."""
     root = tmp_path / "data"
     shards = []
-    for k, n in enumerate((50, 30, 40)):
+    for k, n in enumerate((80, 60, 70)):
         path = write_parquet(root / f"s{k}.parquet", n, k)
         pq.write_table(pq.read_table(path), path, row_group_size=10)
         shards.append(path)
     model = {**MODEL, "dropout": 0.1}
-    training = {**TRAINING, "epochs": 2, "shuffle_window": 12, "num_workers": 1}
+    training = {**TRAINING, "epochs": 2, "batch_size": 4, "shuffle_window": 12, "num_workers": 1}
     full = tmp_path / "full"
-    train(shards, full, model, training, {}, seed=3, threads=1)
+    with caplog.at_level(logging.INFO, logger="mlpf.training.loop"):
+        train(shards, full, model, training, {}, seed=3, threads=1)
+    held = re.search(r"at most (\d+) events held", caplog.text)
+    assert held is not None
+    assert int(held.group(1)) < 168  # streamed: never all the training events at once
     part = tmp_path / "part"
-    train(shards, part, model, {**training, "num_workers": 0}, {}, seed=3, threads=1, stop_after_steps=17)
-    assert load_checkpoint(part / "last.pt")["step_in_epoch"] == 5  # 96 training events: 12 steps an epoch
+    train(shards, part, model, {**training, "num_workers": 0}, {}, seed=3, threads=1, stop_after_steps=50)
+    assert load_checkpoint(part / "last.pt")["step_in_epoch"] == 8  # 168 training events: 42 steps an epoch
     train(shards, part, model, {**training, "num_workers": 2}, {}, seed=3, threads=1, resume=True)
     a, b = _weights(full / "checkpoint.pt"), _weights(part / "checkpoint.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -19,7 +19,9 @@ every rank touches every shard. Training reads its events here instead (docs/mod
   takes the same number of steps: the smallest share, in batches.
 - Loading (`batches`): a DataLoader reads the pieces in the order the plan first needs them, in `num_workers`
   processes, PREFETCH_PIECES ahead of the training step; the training process collates each batch from the
-  pieces it holds and drops a piece after its last batch. The batches do not depend on num_workers.
+  pieces it holds and drops a piece after its last batch. The batches do not depend on num_workers. A dataset
+  no larger than what the stream would hold anyway (the default run's) is read once, as whole row groups, and
+  kept for every later epoch and validation: the same batches, without reading again.
 
 Held at once: the events of about `window` + a pool (BUCKET_POOL_BATCHES x batch size) of the stream, the pieces
 at its edges and PREFETCH_PIECES read ahead, whatever the number of shards; per event of the dataset only ~25
@@ -266,6 +268,7 @@ class StreamStats:
 
     peak_events: int = 0  # events held at once
     peak_pieces: int = 0
+    pieces_read: int = 0
     wait_s: float = 0.0  # time the consumer waited for pieces
 
 
@@ -315,6 +318,52 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+@dataclass
+class _Reads:
+    """What a pass over a plan reads, and when. A unit is a piece, or a whole row group when units are kept."""
+
+    unit: np.ndarray  # unit of each event of the plan
+    row: np.ndarray  # its row in the unit's arrays
+    order: np.ndarray  # units to read, in the order the batches first need them
+    requests: list[tuple[int, np.ndarray]]  # (row group, global event numbers) of each unit to read
+    need: np.ndarray  # units read before each batch
+    release: list[np.ndarray]  # units dropped after each batch
+
+
+def _reads(
+    catalogue: Catalogue, pieces: Pieces, events: np.ndarray, bounds: np.ndarray, kept: dict | None
+) -> _Reads:
+    """Units of `events` (batches at `bounds`): pieces holding the events the plan uses, or, when units are
+    `kept` (a dict of row groups already read), whole row groups, of which only those not yet kept are read."""
+    n_batches = len(bounds) - 1
+    if kept is None:
+        lo, hi, group = pieces.start, pieces.stop, pieces.group
+        used_events = np.unique(events)  # sorted; a piece keeps the events the plan uses
+    else:
+        lo, hi = catalogue.group_start[:-1], catalogue.group_start[1:]
+        group = np.arange(len(lo))
+        used_events = np.arange(catalogue.n_events)
+    used_lo, used_hi = np.searchsorted(used_events, lo), np.searchsorted(used_events, hi)
+    unit = np.searchsorted(lo, events, side="right") - 1
+    row = np.searchsorted(used_events, events) - used_lo[unit]
+    used, first = np.unique(unit, return_index=True)
+    order = used[np.argsort(first, kind="stable")]
+    if kept:
+        order = order[~np.isin(order, list(kept))]
+    rank = np.full(len(lo), -1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    need = np.maximum.reduceat(rank[unit], bounds[:-1]) + 1
+    if kept is None:
+        last_use = np.zeros(len(lo), dtype=np.int64)
+        np.maximum.at(last_use, unit, np.repeat(np.arange(n_batches), np.diff(bounds)))
+        by_last = order[np.argsort(last_use[order], kind="stable")]
+        release = np.split(by_last, np.searchsorted(last_use[by_last], np.arange(1, n_batches)))
+    else:
+        release = [np.zeros(0, dtype=np.int64)] * n_batches
+    requests = [(int(group[u]), used_events[used_lo[u] : used_hi[u]]) for u in order]
+    return _Reads(unit, row, order, requests, need, release)
+
+
 def batches(
     catalogue: Catalogue,
     pieces: Pieces,
@@ -322,32 +371,18 @@ def batches(
     start: int = 0,
     num_workers: int = 0,
     stats: StreamStats | None = None,
+    kept: dict | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """The collated batches of `plan` from batch `start` on, reading only the pieces those batches need."""
+    """The collated batches of `plan` from batch `start` on, reading only the pieces those batches need; with
+    `kept` (a dict), whole row groups are read, added to it and served from it on later passes."""
     events = plan.events[plan.bounds[start] :]
     bounds = plan.bounds[start:] - plan.bounds[start]
-    n_batches = len(bounds) - 1
-    if n_batches <= 0:
+    if len(bounds) <= 1:
         return
     stats = stats if stats is not None else StreamStats()
-    piece = np.searchsorted(pieces.start, events, side="right") - 1
-    kept = np.unique(events)  # sorted; a piece keeps its events the plan uses
-    kept_lo = np.searchsorted(kept, pieces.start)
-    kept_hi = np.searchsorted(kept, pieces.stop)
-    row = np.searchsorted(kept, events) - kept_lo[piece]
-    used, first = np.unique(piece, return_index=True)
-    load_order = used[np.argsort(first, kind="stable")]  # the order the batches first need them
-    load_rank = np.empty(len(pieces), dtype=np.int64)
-    load_rank[load_order] = np.arange(len(load_order))
-    need = np.maximum.reduceat(load_rank[piece], bounds[:-1]) + 1  # pieces loaded before each batch
-    batch_of = np.repeat(np.arange(n_batches), np.diff(bounds))
-    last_use = np.zeros(len(pieces), dtype=np.int64)
-    np.maximum.at(last_use, piece, batch_of)
-    by_last = load_order[np.argsort(last_use[load_order], kind="stable")]
-    release = np.split(by_last, np.searchsorted(last_use[by_last], np.arange(1, n_batches)))
-    requests = [(int(pieces.group[p]), kept[kept_lo[p] : kept_hi[p]]) for p in load_order]
+    reads = _reads(catalogue, pieces, events, bounds, kept)
     loader = torch.utils.data.DataLoader(
-        _PieceReader(catalogue, requests),
+        _PieceReader(catalogue, reads.requests),
         batch_size=None,
         num_workers=num_workers,
         prefetch_factor=max(1, -(-PREFETCH_PIECES // num_workers)) if num_workers else None,
@@ -355,32 +390,33 @@ def batches(
         collate_fn=_as_is,
         generator=torch.Generator(),  # the iterator draws a seed: not from the training's random state
     )
-    held: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-    n_held = 0
+    held: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = dict(kept or {})
+    n_read = 0
     source = iter(loader)
     try:
-        for b in range(n_batches):
-            while n_held < need[b]:
+        for b in range(len(bounds) - 1):
+            while n_read < reads.need[b]:
                 waited = time.perf_counter()
                 item = next(source)
                 stats.wait_s += time.perf_counter() - waited
                 if "error" in item:
                     raise InputFileError(item["error"])
-                held[int(load_order[n_held])] = (
-                    item["offsets"].numpy(),
-                    {k: item[k].numpy() for k in TENSOR_FIELDS},
-                )
-                n_held += 1
+                unit = int(reads.order[n_read])
+                held[unit] = (item["offsets"].numpy(), {k: item[k].numpy() for k in TENSOR_FIELDS})
+                if kept is not None:
+                    kept[unit] = held[unit]
+                n_read += 1
+                stats.pieces_read += 1
                 stats.peak_pieces = max(stats.peak_pieces, len(held))
                 stats.peak_events = max(stats.peak_events, sum(len(o) - 1 for o, _ in held.values()))
             lo, hi = bounds[b], bounds[b + 1]
             chosen = []
-            for p, r in zip(piece[lo:hi].tolist(), row[lo:hi].tolist(), strict=True):
-                offsets, arrays = held[p]
+            for u, r in zip(reads.unit[lo:hi].tolist(), reads.row[lo:hi].tolist(), strict=True):
+                offsets, arrays = held[u]
                 chosen.append({k: v[offsets[r] : offsets[r + 1]] for k, v in arrays.items()})
             yield collate(chosen)
-            for p in release[b].tolist():
-                del held[p]
+            for u in reads.release[b].tolist():
+                del held[u]
     finally:
         del source  # ends the workers
 
@@ -400,14 +436,21 @@ class TrainingData:
         num_workers: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        keep: bool | None = None,
     ) -> None:
-        self.catalogue = Catalogue.read(paths, show_progress=rank == 0)
-        train_ids, self.validation_ids = train_validation_split(
-            self.catalogue.n_events, validation_fraction, split_seed
-        )
+        self.catalogue = cat = Catalogue.read(paths, show_progress=rank == 0)
+        train_ids, self.validation_ids = train_validation_split(cat.n_events, validation_fraction, split_seed)
         self.n_train, self.n_validation = len(train_ids), len(self.validation_ids)
-        self.plans = EpochPlans(self.catalogue, train_ids, batch_size, window, seed, rank, world_size)
+        self.plans = EpochPlans(cat, train_ids, batch_size, window, seed, rank, world_size)
         self.batch_size, self.num_workers = batch_size, num_workers
+        # A dataset no larger than what the stream holds anyway (the window, a pool, the row groups at its edges
+        # and those read ahead) is read once and kept: the same batches, without reading it again every epoch
+        # and for every validation.
+        largest_group = int(np.diff(cat.group_start).max(initial=0))
+        held = window + BUCKET_POOL_BATCHES * batch_size + (PREFETCH_PIECES + 2) * largest_group
+        if keep is None:
+            keep = cat.n_events <= held
+        self.kept: dict | None = {} if keep else None
 
     def steps(self, epoch: int) -> int:
         return self.plans.steps(epoch)
@@ -416,7 +459,7 @@ class TrainingData:
         return self.plans.epoch(epoch)
 
     def batches(self, plan: BatchPlan, start: int = 0, stats: StreamStats | None = None) -> Iterator[dict]:
-        return batches(self.catalogue, self.plans.pieces, plan, start, self.num_workers, stats)
+        return batches(self.catalogue, self.plans.pieces, plan, start, self.num_workers, stats, self.kept)
 
     def validation_plan(self) -> BatchPlan:
         """The validation events in file order, batched as BucketBatchSampler without shuffling."""
@@ -425,4 +468,4 @@ class TrainingData:
 
     def validation_batches(self, stats: StreamStats | None = None) -> Iterator[dict]:
         pieces = Pieces.of(self.catalogue)
-        return batches(self.catalogue, pieces, self.validation_plan(), 0, self.num_workers, stats)
+        return batches(self.catalogue, pieces, self.validation_plan(), 0, self.num_workers, stats, self.kept)

@@ -16,6 +16,7 @@ STAGES = {
     "export",
     "evaluate",
     "plots",
+    "view-figures",
     "model-card",
     "download",
     "paper-manifest",

@@ -33,7 +33,7 @@ COMMAND_MODULES = (
     "mlpf.data.cli",  # parse, dataset-validate
     "mlpf.training.cli",  # train
     "mlpf.inference.cli",  # infer, export
-    "mlpf.evaluate.cli",  # evaluate, plots, model-card
+    "mlpf.evaluate.cli",  # evaluate, plots, view-figures, model-card, paper-manifest
     "mlpf.hpo.cli",  # hpo (hyperparameter optimisation), replicas
 )
 
@@ -52,6 +52,7 @@ OUTPUT_ARGUMENTS: dict[str, dict[str, OutputKind]] = {
     "export": {"output": "file"},
     "evaluate": {"metrics": "file", "responses": "file"},
     "plots": {"output": "directory"},
+    "view-figures": {"output": "directory"},
     "model-card": {"output": "file"},
     "paper-manifest": {"output": "directory"},
 }

@@ -1,4 +1,5 @@
-"""`mlpf evaluate`, `plots`, `model-card`, `paper-manifest`: metrics, figures, model card, paper mapping.
+"""`mlpf evaluate`, `plots`, `view-figures`, `model-card`, `paper-manifest`: metrics, figures, the view of one
+model's figures (results/plots), model card, paper mapping.
 
 Only argparse is imported here so that `mlpf --help` stays instant; the handlers import the heavy libraries.
 """
@@ -22,6 +23,13 @@ def _plots(args: argparse.Namespace) -> int:
     from .plots.runner import make_plots
 
     make_plots(args.responses, args.metrics, args.history, args.output, args.timing, jobs=args.jobs)
+    return 0
+
+
+def _view_figures(args: argparse.Namespace) -> int:
+    from .view import ViewOf, make_view
+
+    make_view(args.figures, args.output, ViewOf(args.model, args.events, args.dataset))
     return 0
 
 
@@ -77,9 +85,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--timing", nargs="*", default=[], help="model benchmark timing files (CSV or JSON), optional"
     )
-    p.add_argument("--output", required=True, help="output directory (e.g. results/plots/mlpf)")
+    p.add_argument("--output", required=True, help="output directory (e.g. results/figures/mlpf)")
     p.add_argument("--jobs", type=int, default=1, help="processes drawing samples in parallel (default 1)")
     p.set_defaults(handler=_plots)
+
+    p = subparsers.add_parser(
+        "view-figures",
+        help="make a directory (results/plots) the view of one model's figures, with an index",
+        description="Write <output>/ as the files of --figures (hard links, or copies where links cannot be "
+        "made) and <output>/index.md naming the model, events and dataset; replaces <output> as a whole, "
+        "atomically, and never writes in --figures.",
+    )
+    p.add_argument("--figures", required=True, help="figures directory written by mlpf plots")
+    p.add_argument("--model", required=True, help="name of the model the figures are of")
+    p.add_argument("--events", required=True, help="name of the events its dataset was parsed from")
+    p.add_argument("--dataset", required=True, help="name of the dataset it was trained on")
+    p.add_argument("--output", required=True, help="output directory (e.g. results/plots)")
+    p.set_defaults(handler=_view_figures)
 
     p = subparsers.add_parser(
         "model-card",

@@ -6,10 +6,11 @@ script that uses the page as a user would: it opens every category and subcatego
 button and waits for the image the page then shows. Chromium runs the copy headless (`--dump-dom`, virtual
 time so that the clicks and image decoding finish) and the driver writes what it saw into the DOM it prints.
 
-The figures on disk decide what must be there: every PNG under PLOTS/<sample>/ must appear in the report's
-subcategory <sample>, and its image must decode to a non-empty picture.
+The figures on disk decide what must be there: every PNG under FIGURES/<sample>/ (the model's figures,
+results/figures/<model>/, which the report shows) must appear in the report's subcategory <sample>, and its
+image must decode to a non-empty picture.
 
-    python .ci/check_report.py .test/results/report.html --plots .test/results/plots/ci
+    python .ci/check_report.py .test/results/report.html --figures .test/results/figures/ci
 
 Exit status 0 when every figure is listed and loads, 1 otherwise (one line per problem), 2 when no browser.
 """
@@ -136,9 +137,9 @@ def run_browser(browser: str, page: Path) -> dict:
     return json.loads(match.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
-def expected_figures(plots: Path) -> dict[str, set[str]]:
+def expected_figures(figures: Path) -> dict[str, set[str]]:
     """PNG names per sample directory (the report shows PNGs; PDFs are the same figures for papers)."""
-    return {d.name: {p.name for p in d.glob("*.png")} for d in sorted(plots.iterdir()) if d.is_dir()}
+    return {d.name: {p.name for p in d.glob("*.png")} for d in sorted(figures.iterdir()) if d.is_dir()}
 
 
 def problems(seen: dict[str, dict], expected: dict[str, set[str]]) -> list[str]:
@@ -161,16 +162,23 @@ def problems(seen: dict[str, dict], expected: dict[str, set[str]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="the HTML report (snakemake --report X.html)")
-    parser.add_argument("--plots", type=Path, required=True, help="the figures directory the report shows")
+    parser.add_argument(
+        "--figures",
+        "--plots",
+        dest="figures",
+        type=Path,
+        required=True,
+        help="the figures directory the report shows (results/figures/<model>)",
+    )
     parser.add_argument("--browser", help=f"browser executable (default: the first of {', '.join(BROWSERS)})")
     args = parser.parse_args(argv)
     browser = find_browser(args.browser)
     if browser is None:
         sys.stderr.write("check_report: no Chromium found (apt-get install chromium)\n")
         return 2
-    expected = expected_figures(args.plots)
+    expected = expected_figures(args.figures)
     if not any(expected.values()):
-        sys.stderr.write(f"check_report: {args.plots}: no figures to look for\n")
+        sys.stderr.write(f"check_report: {args.figures}: no figures to look for\n")
         return 1
     with tempfile.TemporaryDirectory(prefix="check-report-") as tmp:
         record = run_browser(browser, with_driver(args.report, Path(tmp)))

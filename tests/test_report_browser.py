@@ -31,12 +31,12 @@ SNAKEFILE = textwrap.dedent(
     """
     report: "workflow.rst"
 
-    rule plots:
+    rule figures:
         output:
-            plots=report(
-                directory("results/plots"),
+            figures=report(
+                directory("results/figures/ci"),
                 patterns=["{group}/{name}.png"],
-                caption="plots.rst",
+                caption="figures.rst",
                 category="Figures",
                 subcategory="{group}",
             ),
@@ -46,11 +46,11 @@ SNAKEFILE = textwrap.dedent(
             import matplotlib.pyplot as plt
             from pathlib import Path
             for group in ("ttbar", "gun_pi", "training"):
-                Path(output.plots, group).mkdir(parents=True)
+                Path(output.figures, group).mkdir(parents=True)
                 for name in ("jet_response", "met_response"):
                     plt.figure(figsize=(3, 2))
                     plt.plot([1, 2, 3])
-                    plt.savefig(f"{output.plots}/{group}/{name}.png")
+                    plt.savefig(f"{output.figures}/{group}/{name}.png")
                     plt.close()
     """
 )
@@ -61,18 +61,18 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("report")
     (root / "Snakefile").write_text(SNAKEFILE)
     (root / "workflow.rst").write_text("A test workflow.\n")
-    (root / "plots.rst").write_text(
+    (root / "figures.rst").write_text(
         "Figure {{ snakemake.wildcards.name }} of {{ snakemake.wildcards.group }}.\n"
     )
     snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "--workflow-profile", "none"]
     for extra in ([], ["--report", "report.html"]):
         done = subprocess.run([*snakemake, *extra], cwd=root, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
-    return root / "report.html", root / "results" / "plots"
+    return root / "report.html", root / "results" / "figures" / "ci"
 
 
-def check(report: Path, plots: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(CHECK), str(report), "--plots", str(plots), "--browser", BROWSER]
+def check(report: Path, figures: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(CHECK), str(report), "--figures", str(figures), "--browser", BROWSER]
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -83,25 +83,25 @@ def test_every_figure_of_every_sample_is_listed_and_loads(report: tuple[Path, Pa
 
 
 def test_a_figure_that_does_not_decode_is_named(report: tuple[Path, Path], tmp_path: Path) -> None:
-    html, plots = report
+    html, figures = report
     text = html.read_text()
     # replace the gun_pi met_response picture with bytes that are no PNG, as a damaged report would hold
-    pattern = r"(\"results/plots/gun_pi/met_response.png\": \{.*?\"data_uri\": \"data:image/png;[^,]*,)[^\"]+"
+    pattern = r"(\"results/figures/ci/gun_pi/met_response.png\": \{.*?\"data_uri\": \"data:image/png;[^,]*,)[^\"]+"
     broken = base64.b64encode(b"not a png").decode()
     damaged, n = re.subn(pattern, lambda m: m.group(1) + broken, text, count=1, flags=re.DOTALL)
     assert n == 1
     copy = tmp_path / "report.html"
     copy.write_text(damaged)
-    done = check(copy, plots)
+    done = check(copy, figures)
     assert done.returncode == 1
     assert "sample gun_pi: met_response.png does not load" in done.stderr
     assert "ttbar" not in done.stderr
 
 
 def test_a_figure_missing_from_the_report_is_named(report: tuple[Path, Path], tmp_path: Path) -> None:
-    html, plots = report
-    extra = tmp_path / "plots"
-    shutil.copytree(plots, extra)
+    html, figures = report
+    extra = tmp_path / "figures"
+    shutil.copytree(figures, extra)
     shutil.copy(extra / "ttbar" / "met_response.png", extra / "ttbar" / "energy_response.png")
     done = check(html, extra)
     assert done.returncode == 1

@@ -136,7 +136,8 @@ echo "$wf" | column -t -s'|'
 bad=$(echo "$wf" | awk -F'|' '$3 != "COMPLETED"')
 [ -z "$bad" ] || fail "workflow jobs not COMPLETED in sacct: $bad"
 grep -q "Error in rule" "$WORK/workflow.log" && fail "a workflow job failed (and was retried): see $WORK/workflow.log"
-test -d "$WORK/workflow/results/plots/ci" || fail "results/plots/ci missing"
+test -d "$WORK/workflow/results/figures/ci" || fail "results/figures/ci missing"
+grep -q "model \`ci\`" "$WORK/workflow/results/plots/index.md" || fail "results/plots is not the view of ci"
 ls "$WORK"/workflow/results/metrics/*/*.json >/dev/null || fail "no metrics written"
 n_wf=$(echo "$wf" | grep -c .)
 rules=$(echo "$wf" | awk -F'|' '{sub(/^rule_/, "", $2); sub(/_wildcards.*/, "", $2); n[$2]++} END {for (r in n) printf "%s=%d ", r, n[r]}')

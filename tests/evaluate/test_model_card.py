@@ -96,16 +96,16 @@ def test_card_holds_the_metrics_and_training_details(tmp_path: Path) -> None:
 
 
 def test_card_links_the_figures_where_they_are(tmp_path: Path) -> None:
-    # the workflow's layout: the card beside the model, the figures under results/plots/<model>/
+    # the workflow's layout: the card beside the model, the figures under results/figures/<model>/
     metrics = _write(tmp_path / "ttbar.json", METRICS)
     out = tmp_path / "results" / "models" / "m1" / "model_card.md"
     out.parent.mkdir(parents=True)
-    figures = tmp_path / "results" / "plots" / "m1"
+    figures = tmp_path / "results" / "figures" / "m1"
     args = ["model-card", "--metrics", str(metrics), "--figures", str(figures), "--output", str(out)]
     assert main(args) == 0
     card = out.read_text()
-    assert "](../../plots/m1/ttbar/jet_response.png)" in card
-    assert "](../../plots/m1/training/loss.png)" in card
+    assert "](../../figures/m1/ttbar/jet_response.png)" in card
+    assert "](../../figures/m1/training/loss.png)" in card
     assert "](plots/" not in card
 
 

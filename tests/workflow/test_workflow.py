@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,15 +32,33 @@ def test_lint_is_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
+def planned_jobs(output: str) -> dict[str, int]:
+    """The job counts of a dry run's "Job stats" table, by rule."""
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)}
+
+
 def test_dry_run_resolves_main_target():
-    result = snakemake("-n", "--cores", "2", "plots")
-    assert result.returncode == 0, result.stderr
+    # the main job as the README, CI and every issue type it: the directory results/plots
+    result = snakemake("-n", "-p", "--cores", "2", "results/plots")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for rule in ("fastsim", "parse", "train", "infer", "evaluate", "figures", "plots"):
         assert f"rule {rule}:" in result.stdout, f"{rule} missing from the plan"
     # every output under the names of what made it (docs/outputs.md)
     assert "resources/edm4hep/fastsim/ttbar/0.root" in result.stdout
     assert "results/datasets/fastsim/clusters/ttbar/0.parquet" in result.stdout
-    assert "results/plots/mlpf" in result.stdout
+    assert "--output results/figures/mlpf" in result.stdout  # the figures, keyed by the model
+    # results/plots is the view of the configured model's figures, and its index names them
+    view = next(line for line in result.stdout.splitlines() if "mlpf view-figures" in line)
+    assert view.removeprefix("Shell command: ").startswith(
+        "mlpf view-figures --figures results/figures/mlpf --model mlpf --events fastsim --dataset clusters"
+        " --output results/plots"
+    ), view
+    # `plots` names the same target, and `all` holds it: one DAG with results/plots and results/figures/{model}
+    alias = snakemake("-n", "--cores", "2", "plots", "all", "paper")
+    assert alias.returncode == 0, alias.stdout[-2000:] + alias.stderr[-2000:]
+    assert planned_jobs(alias.stdout)["plots"] == 1
+    assert planned_jobs(alias.stdout)["figures"] == 1
 
 
 @pytest.mark.parametrize(
@@ -109,7 +128,7 @@ def test_whole_chain_on_tiny_config(tmp_path):
     result = snakemake("--directory", str(tmp_path), "--cores", "2", "all", "paper", timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    plots_dir = tmp_path / "results" / "plots" / "ci"
+    plots_dir = tmp_path / "results" / "figures" / "ci"
     plots = sorted(p.relative_to(plots_dir) for p in plots_dir.rglob("*.png"))
     assert any("jet" in p.name and "response" in p.name for p in plots), plots
     assert any(p.parts[0] == "gun_pi" and p.name.startswith("eff_fake_") for p in plots), plots
@@ -121,7 +140,7 @@ def test_whole_chain_on_tiny_config(tmp_path):
     assert (tmp_path / "results" / "models" / "ci" / "model.onnx").stat().st_size > 0
     card = (tmp_path / "results" / "models" / "ci" / "model_card.md").read_text()
     assert "MLPF" in card
-    assert "](../../plots/ci/ttbar/jet_response.png)" in card  # links reach the figures from the card
+    assert "](../../figures/ci/ttbar/jet_response.png)" in card  # links reach the figures from the card
     # the events' origin travels from the parsed shards to every output
     assert metrics["event_source"]["simulation"] == "fastsim"
     assert metrics["event_source"]["source"] == "fastsim"
@@ -135,6 +154,15 @@ def test_whole_chain_on_tiny_config(tmp_path):
     produced = {entry["figure"] for entry in manifest["figures"] if entry["produced"]}
     assert {"training_curves", "jet_response", "timing_scaling"} <= produced
     assert manifest["provenance"]["settings"]["evaluation"]["timing_sizes"] == [32, 64]
+    assert manifest["figures"][0]["files"]["training"][0].startswith("results/figures/ci/training/")
+    # the main target: the view of the figures, the same files, with an index naming the model, events, dataset
+    view = tmp_path / "results" / "plots"
+    assert sorted(p.relative_to(view) for p in view.rglob("*.png")) == plots
+    assert (view / "ttbar" / "jet_response.png").samefile(plots_dir / "ttbar" / "jet_response.png")
+    index = (view / "index.md").read_text()
+    assert "# Figures of the model `ci`" in index
+    assert "the dataset `clusters` of the events `fastsim`" in index
+    assert "results/figures/{model}/" in index
     # nothing half-written is left behind by any stage
     assert not list(tmp_path.rglob("*.tmp*"))
 
@@ -166,7 +194,11 @@ def test_two_configurations_one_after_the_other_keep_both_outputs(tmp_path):
     run = ("--directory", str(tmp_path), "--cores", "2", "all")
     first = snakemake(*run, timeout=1200)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    before = _files(tmp_path)
+    # the view is the one output a configuration replaces: everything else of the first run must stay
+    before = {
+        path: digest for path, digest in _files(tmp_path).items() if not path.startswith("results/plots/")
+    }
+    assert "`ci`" in (tmp_path / "results" / "plots" / "index.md").read_text()
 
     second = snakemake(
         *run, "--configfile", str(tmp_path / "config" / "config.yaml"), str(hits), timeout=1200
@@ -178,16 +210,29 @@ def test_two_configurations_one_after_the_other_keep_both_outputs(tmp_path):
     results = tmp_path / "results"
     assert (results / "datasets" / "fastsim" / "hits" / "ttbar" / "1.parquet").is_file()
     assert (results / "models" / "ci_hits" / "model_card.md").is_file()
-    assert any((results / "plots" / "ci_hits").rglob("*.png"))
+    # every model's figures side by side; results/plots now shows the second's
+    assert any((results / "figures" / "ci").rglob("*.png"))
+    assert any((results / "figures" / "ci_hits").rglob("*.png"))
+    assert "# Figures of the model `ci_hits`" in (results / "plots" / "index.md").read_text()
+    assert "the dataset `hits` of the events `fastsim`" in (results / "plots" / "index.md").read_text()
     # both models' predictions of the same held-out events stay, each naming its events and dataset
     for model, level in (("ci", "clusters"), ("ci_hits", "hits")):
         record = read_metadata(results / "predictions" / model / "ttbar.parquet")
         assert record["event_source"]["events"] == "fastsim"
         assert record["inputs"] == [f"results/datasets/fastsim/{level}/ttbar/1.parquet"]
 
+    # the first configuration again: only its view is made again, from the figures it kept
     again = snakemake("-n", *run)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert set(planned_jobs(again.stdout)) == {"plots", "all"}, again.stdout[-3000:]
+    third = snakemake(*run, timeout=300)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "# Figures of the model `ci`" in (results / "plots" / "index.md").read_text()
+    assert {path: _files(tmp_path).get(path) for path in before} == before
+    assert any((results / "figures" / "ci_hits").rglob("*.png"))
+    done = snakemake("-n", *run)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Nothing to be done" in done.stdout + done.stderr
 
 
 def test_a_model_name_is_not_retrained_on_another_dataset(tmp_path):

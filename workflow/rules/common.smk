@@ -103,8 +103,13 @@ def zenodo_sample_files(wildcards):
 
 
 def get_figures():
-    """The configured model's figures (target `plots`)."""
-    return [f"results/plots/{MODEL}"]
+    """The configured model's figures, results/figures/<model>/ (the main target results/plots is their view)."""
+    return f"results/figures/{MODEL}"
+
+
+def get_plots_inputs(wildcards=None):
+    """What the main target results/plots waits for: the figures it shows."""
+    return {"figures": get_figures()}
 
 
 def get_paper_manifest():
@@ -114,7 +119,7 @@ def get_paper_manifest():
 
 def get_final_output():
     return [
-        f"results/plots/{MODEL}",
+        "results/plots",
         *expand("results/metrics/{model}/{sample}.json", model=MODEL, sample=EVAL_SAMPLES),
         f"results/models/{MODEL}/model.onnx",
         f"results/models/{MODEL}/model_card.md",

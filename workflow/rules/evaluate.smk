@@ -1,4 +1,6 @@
 # Evaluate: jets, MET and per-class metrics (numbers), then the figures, the report and the model card.
+# Every model's figures are kept in results/figures/{model}/; the main target, results/plots, is the view of the
+# configured model's (rule plots), replaced by each configuration that makes it.
 
 
 rule evaluate:
@@ -29,22 +31,45 @@ rule figures:
         history=rules.train.output.history,
         timing=get_timing_files,
     output:
-        plots=report(
-            directory("results/plots/{model}"),
+        figures=report(
+            directory("results/figures/{model}"),
             patterns=["{group}/{name}.png"],
-            caption="../report/plots.rst",
+            caption="../report/figures.rst",
             category="Figures",
             subcategory="{group}",
         ),
     log:
-        "logs/plots/{model}.log",
+        "logs/figures/{model}.log",
     localrule: True
     conda:
         "../../envs/mlpf.yaml"
     threads: 4
     shell:
         "mlpf plots --responses {input.responses} --metrics {input.metrics} --history {input.history}"
-        " --timing {input.timing} --jobs {threads} --output {output.plots} > {log} 2>&1"
+        " --timing {input.timing} --jobs {threads} --output {output.figures} > {log} 2>&1"
+
+
+# The main target: results/plots, the view of the configured model's figures (hard links or copies, and an
+# index.md naming the model, events and dataset). A directory of its own beside results/figures/, so that both
+# are outputs of one DAG; another configuration replaces the view and never results/figures/{model}/.
+rule plots:
+    input:
+        unpack(get_plots_inputs),
+    output:
+        view=directory("results/plots"),
+    log:
+        "logs/plots.log",
+    localrule: True
+    conda:
+        "../../envs/mlpf.yaml"
+    threads: 1
+    params:
+        model=MODEL,
+        events=EVENTS,
+        dataset=DATASET,
+    shell:
+        "mlpf view-figures --figures {input.figures} --model {params.model} --events {params.events}"
+        " --dataset {params.dataset} --output {output.view} > {log} 2>&1"
 
 
 rule model_timing:
@@ -77,7 +102,7 @@ rule model_card:
         info=rules.train.output.info,
         history=rules.train.output.history,
         replicas=get_replica_summary,
-        figures=rules.figures.output.plots,
+        figures=rules.figures.output.figures,
     output:
         card=report(
             "results/models/{model}/model_card.md", caption="../report/model_card.rst", category="Model card"
@@ -95,7 +120,7 @@ rule model_card:
 
 rule paper_manifest:
     input:
-        plots=rules.figures.output.plots,
+        figures=rules.figures.output.figures,
         metrics=expand(rules.evaluate.output.metrics, sample=EVAL_SAMPLES, allow_missing=True),
         card=rules.model_card.output.card,
         onnx=rules.export_onnx.output.onnx,
@@ -110,5 +135,5 @@ rule paper_manifest:
     params:
         config=json.dumps(config, sort_keys=True, separators=(",", ":")),
     shell:
-        "mlpf paper-manifest --plots {input.plots} --metrics {input.metrics} --model-card {input.card}"
+        "mlpf paper-manifest --plots {input.figures} --metrics {input.metrics} --model-card {input.card}"
         " --config-json {params.config:q} --output {output.manifest} > {log} 2>&1"

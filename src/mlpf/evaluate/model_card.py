@@ -21,7 +21,7 @@ from mlpf.provenance import merge_records
 
 NOT_RECORDED = "not recorded"
 PAPER = "J. Pata et al., Commun. Phys. 7, 124 (2024), arXiv:2309.06782"
-# Figures of each sample linked from the card (written by `mlpf plots` under results/plots/<model>/<sample>/).
+# Figures of each sample linked from the card (written by `mlpf plots` under results/figures/<model>/<sample>/).
 CARD_FIGURES: tuple[tuple[str, str], ...] = (
     ("jet_response", "Jet pT response"),
     ("jet_response_vs_pt", "Jet response IQR/median vs generator jet pT"),

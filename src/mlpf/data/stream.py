@@ -392,7 +392,7 @@ def batches(
     )
     held: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = dict(kept or {})
     n_read = 0
-    source = iter(loader)
+    source = iter(loader) if reads.requests else iter(())  # all kept: no worker to start
     try:
         for b in range(len(bounds) - 1):
             while n_read < reads.need[b]:

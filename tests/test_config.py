@@ -33,6 +33,22 @@ def test_ci_config_is_valid():
     assert config["training"]["epochs"] == 1
 
 
+def test_config_files_layer_in_order_like_snakemake_configfiles(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("shards: {train: 16}\nmodel: {name: big}\n")
+    base = load_config(REPO / "config" / "config.yaml")
+    layered = load_config(REPO / "config" / "config.yaml", overlay)
+    assert layered["shards"]["train"] == 16 and layered["model"]["name"] == "big"
+    # keys the overlay leaves out keep the base file's values, not the schema defaults
+    assert layered["shards"]["test"] == base["shards"]["test"]
+    assert layered["model"]["width"] == base["model"]["width"]
+
+
+def test_shipped_overlays_are_valid_on_the_default_config():
+    for overlay in ("benchmark.yaml", "hpo.yaml", "paper.yaml"):
+        load_config(REPO / "config" / "config.yaml", REPO / "config" / overlay)
+
+
 def test_workflow_schema_is_the_package_schema():
     workflow_schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
     assert yaml.safe_load(workflow_schema.read_text()) == load_schema()

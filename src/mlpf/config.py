@@ -292,9 +292,7 @@ def validate_workflow_config(
     raise ConfigError(problem.message, path=source)
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file, validate it and fill defaults."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -305,7 +303,18 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"not valid YAML{where}", path=path) from None
     if not isinstance(raw, dict):
         raise ConfigError("the top level must be a mapping of keys", path=path)
-    return validate_config(raw, source=str(path))
+    return raw
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Read YAML config files, each merged over the ones before it (as Snakemake layers `--configfile`s),
+    validate the result and fill defaults."""
+    if not paths:
+        raise ValueError("load_config needs at least one config file")
+    raw: dict[str, Any] = {}
+    for path in map(Path, paths):
+        raw = _merge(raw, _read_yaml(path))
+    return validate_config(raw, source=", ".join(map(str, paths)))
 
 
 def settings_from_cli(name: str, settings_json: str | None, config_path: str | None) -> dict[str, Any]:

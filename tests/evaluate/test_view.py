@@ -57,6 +57,21 @@ def test_another_configuration_replaces_the_view_and_keeps_the_figures(tmp_path:
     assert not (second / INDEX).exists()
 
 
+def test_hidden_files_such_as_snakemakes_timestamp_stay_out_of_the_view(tmp_path: Path) -> None:
+    # Snakemake touches <directory output>/.snakemake_timestamp when a job ends: a linked one would make the
+    # figures look newer than the model card and the paper manifest made from them
+    figures = _figures(tmp_path, "mlpf")
+    (figures / ".snakemake_timestamp").write_text("")
+    (figures / ".stale.tmp").mkdir()
+    (figures / ".stale.tmp" / "x.png").write_bytes(b"")
+    out = tmp_path / "results" / "plots"
+    counts = make_view(figures, out, ViewOf("mlpf", "fastsim", "clusters"))
+    assert counts == {"linked": 6, "copied": 0}
+    assert not (out / ".snakemake_timestamp").exists()
+    assert not (out / ".stale.tmp").exists()
+    assert ".stale.tmp" not in (out / INDEX).read_text()
+
+
 def test_files_are_copied_where_they_cannot_be_linked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

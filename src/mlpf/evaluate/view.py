@@ -7,6 +7,10 @@ and an `index.md` naming the model, the events and the dataset they are of. The 
 directory and renamed into place (mlpf.atomic), so a run of another configuration replaces it as a whole; the
 figures themselves are never written here. A hard link shares the file and not the name: `mlpf plots`
 replaces its directory by a new one, so rewriting a model's figures leaves an existing view as it was.
+
+Hidden files are not part of the view. Snakemake keeps the time of a directory output in its
+`.snakemake_timestamp` and touches it when the job ends: linked, the view's timestamp would be the figures' own,
+and making the view would mark the figures as newer than everything made from them.
 """
 
 from __future__ import annotations
@@ -46,9 +50,19 @@ def link_or_copy(source: Path, target: Path) -> bool:
     return True
 
 
+def _shown(figures: Path) -> list[Path]:
+    """What the view holds of `figures`: every file and folder below it, hidden ones (and what is in them) aside."""
+    return [
+        p
+        for p in sorted(figures.rglob("*"))
+        if not any(part.startswith(".") for part in p.relative_to(figures).parts)
+    ]
+
+
 def _groups(figures: Path) -> list[tuple[str, int]]:
     """Each folder of the figures (a sample, `training`, `summary`, `timing`) and its number of PNG figures."""
-    return [(d.name, len(list(d.glob("*.png")))) for d in sorted(figures.iterdir()) if d.is_dir()]
+    folders = [d for d in sorted(figures.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    return [(d.name, len(list(d.glob("*.png")))) for d in folders]
 
 
 def index_markdown(figures: str | Path, of: ViewOf, groups: list[tuple[str, int]]) -> str:
@@ -92,7 +106,7 @@ def make_view(figures: str | Path, output: str | Path, of: ViewOf) -> dict[str, 
         raise InputFileError(f"holds a file named {INDEX}, the name of the view's index", path=figures)
     counts = {"linked": 0, "copied": 0}
     with atomic_directory(output) as tmp:
-        for source in sorted(figures.rglob("*")):
+        for source in _shown(figures):
             target = tmp / source.relative_to(figures)
             if source.is_dir():
                 target.mkdir(parents=True, exist_ok=True)

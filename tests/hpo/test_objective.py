@@ -45,6 +45,14 @@ def test_metric_objectives() -> None:
     assert math.isnan(objective_value(nan, "val_jet_iqr_over_median", w, w))
 
 
+def _inside(d: space.Dimension) -> float | int | str:
+    """A value of the dimension `d`, whatever the search space holds (the middle of a range, or its first choice)."""
+    if d.choices:
+        return d.choices[0]
+    middle = math.sqrt(d.low * d.high) if d.log else 0.5 * (d.low + d.high)
+    return round(middle) if d.kind == "int" else middle
+
+
 def test_a_pruned_trial_stops_training_where_the_pruner_says(
     tmp_path: Path, shards: list[Path], base: dict
 ) -> None:
@@ -54,7 +62,7 @@ def test_a_pruned_trial_stops_training_where_the_pruner_says(
     spec = studies.definition(hpo, base, seed=1, train_files=[str(p) for p in shards])
     study, _ = studies.create_or_load(storage, "s", spec, [])
     # A finished trial with a perfect first-epoch score: the next one is below it at the first rung and stops.
-    perfect = {"model.dropout": 0.1, "training.learning_rate": 0.005}
+    perfect = {d.name: _inside(d) for d in dims}
     study.add_trial(
         optuna.trial.create_trial(
             params=perfect,

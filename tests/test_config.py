@@ -38,7 +38,8 @@ def test_config_files_layer_in_order_like_snakemake_configfiles(tmp_path):
     overlay.write_text("shards: {train: 16}\nmodel: {name: big}\n")
     base = load_config(REPO / "config" / "config.yaml")
     layered = load_config(REPO / "config" / "config.yaml", overlay)
-    assert layered["shards"]["train"] == 16 and layered["model"]["name"] == "big"
+    assert layered["shards"]["train"] == 16
+    assert layered["model"]["name"] == "big"
     # keys the overlay leaves out keep the base file's values, not the schema defaults
     assert layered["shards"]["test"] == base["shards"]["test"]
     assert layered["model"]["width"] == base["model"]["width"]

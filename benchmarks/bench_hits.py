@@ -15,9 +15,13 @@ Every measurement runs in a fresh process, so that its peak extra resident memor
 seconds: with `--threads 1` (the default) the CPU time is the per-core cost, which a machine shared with other
 jobs inflates far less than the wall time.
 
+With `--shards` the events are those hit-level shards (the workflow's timing stage passes its held-out shards);
+the JSON's `results` list (model, N, time_s) is what `mlpf plots --timing` draws (the timing figure).
+
 Usage:
     python benchmarks/bench_hits.py --workdir /tmp/bench_hits [--events 60] [--json out.json]
     python benchmarks/bench_hits.py --workdir /tmp/bench_hits --skip-training --sizes 1000 5000 20000
+    python benchmarks/bench_hits.py --shards results/datasets/fastsim_hits/hits/ttbar/2.parquet --skip-training
 """
 
 from __future__ import annotations
@@ -177,6 +181,7 @@ def scaling_point(shards: list[Path], settings: dict[str, Any], kind: str, n: in
     return {
         "model": kind,
         "N": n,
+        "time_s": statistics.median(cpu),  # the timing figure's column (CPU seconds, the per-core cost)
         "infer_cpu_s": statistics.median(cpu),
         "infer_wall_s": statistics.median(wall),
         "peak_extra_mb": (_peak() - rss0) / 1024,
@@ -191,7 +196,8 @@ def _slope(points: list[dict[str, Any]]) -> float:
 
 
 def _in_subprocess(args: argparse.Namespace, *point: str) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--workdir", str(args.workdir), "--events", str(args.events),
+    events = ["--shards", *map(str, args.shards)] if args.shards else ["--workdir", str(args.workdir)]
+    cmd = [sys.executable, __file__, *events, "--events", str(args.events),
            "--seed", str(args.seed), "--threads", str(args.threads), "--repeats", str(args.repeats),
            "--batch-size", str(args.batch_size), "--batches", str(args.batches),
            "--model-settings", args.model_settings, *point]  # fmt: skip
@@ -199,11 +205,14 @@ def _in_subprocess(args: argparse.Namespace, *point: str) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work/hits"))
+    parser.add_argument(
+        "--shards", type=Path, nargs="+", help="hit-level shards to use instead of simulating"
+    )
     parser.add_argument("--events", type=int, default=60, help="events per sample to simulate")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
@@ -217,11 +226,45 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--point", nargs=2, metavar=("MODEL", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--batch-point", nargs=2, metavar=("MODEL", "WHAT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def _training(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for kind in BACKBONES:
+        for what in ("infer", "train"):
+            r = _in_subprocess(args, "--batch-point", kind, what)
+            rows.append(r)
+            print(f"{kind:12s} {what:5s} {r['elements_per_event_mean']:6.0f} elements/event: "
+                  f"{r['cpu_s_per_event']:.2f} CPU s/event ({r['wall_s_per_event']:.2f} s wall), peak "
+                  f"+{r['peak_extra_mb_per_batch']:.0f} MB per batch of {args.batch_size}, "
+                  f"finite {r['finite']}")  # fmt: skip
+    return rows
+
+
+def _scaling(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in BACKBONES:
+        points = []
+        for n in args.sizes:
+            point = _in_subprocess(args, "--point", kind, str(n))
+            points.append(point)
+            print(f"{kind:12s} N={n:6d}: {point['infer_cpu_s']:.2f} CPU s ({point['infer_wall_s']:.2f} s wall), "
+                  f"peak +{point['peak_extra_mb']:.0f} MB")  # fmt: skip
+        out[kind] = {"points": points, "loglog_slope": _slope(points)}
+        print(f"{kind:12s} log-log slope of CPU time vs N: {out[kind]['loglog_slope']:.2f}")
+    return out
+
+
+def main() -> int:
+    args = _parser().parse_args()
     torch.set_num_threads(args.threads)
     settings = validate_section("model", json.loads(args.model_settings))
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    shards = make_events(args.workdir, args.events, args.seed)
+    if args.shards:
+        shards = list(args.shards)
+    else:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        shards = make_events(args.workdir, args.events, args.seed)
     if args.point:
         print(json.dumps(scaling_point(shards, settings, args.point[0], int(args.point[1]), args.repeats)))
         return 0
@@ -235,26 +278,10 @@ def main() -> int:
         "shards": list(map(str, shards)),
     }
     if not args.skip_training:
-        out["events"] = []
-        for kind in BACKBONES:
-            for what in ("infer", "train"):
-                r = _in_subprocess(args, "--batch-point", kind, what)
-                out["events"].append(r)
-                print(f"{kind:12s} {what:5s} {r['elements_per_event_mean']:6.0f} elements/event: "
-                      f"{r['cpu_s_per_event']:.2f} CPU s/event ({r['wall_s_per_event']:.2f} s wall), peak "
-                      f"+{r['peak_extra_mb_per_batch']:.0f} MB per batch of {args.batch_size}, "
-                      f"finite {r['finite']}")  # fmt: skip
+        out["events"] = _training(args)
     if not args.skip_scaling:
-        out["scaling"] = {}
-        for kind in BACKBONES:
-            points = []
-            for n in args.sizes:
-                point = _in_subprocess(args, "--point", kind, str(n))
-                points.append(point)
-                print(f"{kind:12s} N={n:6d}: {point['infer_cpu_s']:.2f} CPU s ({point['infer_wall_s']:.2f} s wall), "
-                      f"peak +{point['peak_extra_mb']:.0f} MB")  # fmt: skip
-            out["scaling"][kind] = {"points": points, "loglog_slope": _slope(points)}
-            print(f"{kind:12s} log-log slope of CPU time vs N: {out['scaling'][kind]['loglog_slope']:.2f}")
+        out["scaling"] = _scaling(args)
+        out["results"] = [p for kind in BACKBONES for p in out["scaling"][kind]["points"]]
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -30,14 +31,36 @@ try:
     check_model_data(f"results/models/{MODEL}", DATASETS)
 except ConfigError as exc:
     sys.exit(f"Invalid configuration: {exc}")
+# The comparison (docs/evaluation.md): a second model of the same events at the other element level, trained in
+# the same run on its own dataset and shown beside the configured one. Each model name maps to its dataset, each
+# dataset name to its `dataset` settings.
+COMPANION = config["comparison"]["model_name"]
+MODEL_DATASETS = {MODEL: DATASET}
+DATASET_SETTINGS = {DATASET: config["dataset"]}
+if COMPANION:
+    _level = config["comparison"]["elements"]
+    if _level == config["dataset"]["elements"] or COMPANION == MODEL or _level == DATASET:
+        sys.exit(
+            "Invalid configuration: comparison: the second model needs its own name (not model.name) and the "
+            f"other element level (not dataset.elements '{config['dataset']['elements']}', nor the dataset "
+            f"name '{DATASET}')"
+        )
+    MODEL_DATASETS[COMPANION] = _level
+    DATASET_SETTINGS[_level] = {**config["dataset"], "elements": _level, "name": _level}
+    try:
+        check_model_data(f"results/models/{COMPANION}", f"results/datasets/{EVENTS}/{_level}")
+    except ConfigError as exc:
+        sys.exit(f"Invalid configuration: {exc}")
 TRAIN_SAMPLES = config["samples"]["train"]
 EVAL_SAMPLES = config["samples"]["evaluate"]
 N_TRAIN_SHARDS = config["shards"]["train"]
 N_TEST_SHARDS = config["shards"]["test"]
 ALL_SAMPLES = sorted(set(TRAIN_SAMPLES) | set(EVAL_SAMPLES))
 TIMING_SIZES = config["evaluation"]["timing_sizes"]
-# The model benchmark script (also run by hand, see docs/performance.md) measures the timing-scaling figure.
+# The model benchmark scripts (also run by hand, see docs/performance.md) measure the timing-scaling figure:
+# synthetic events and the baseline PF at the cluster level, the held-out events themselves at the hit level.
 BENCH_MODEL_SCRIPT = Path(workflow.basedir).parent / "benchmarks" / "bench_model.py"
+BENCH_HITS_SCRIPT = Path(workflow.basedir).parent / "benchmarks" / "bench_hits.py"
 
 
 wildcard_constraints:
@@ -45,14 +68,39 @@ wildcard_constraints:
     shard=r"\d+",
     # literals: a '.' in a name must not match any character
     events=re.escape(EVENTS),
-    dataset=re.escape(DATASET),
-    model=re.escape(MODEL),
+    dataset="|".join(map(re.escape, DATASET_SETTINGS)),
+    model="|".join(map(re.escape, MODEL_DATASETS)),
 
 
 def section_json(name):
     """One config section as compact JSON, passed to `mlpf <stage> --settings` so that a change in one
     section reruns only the stages that use it."""
     return json.dumps(config[name], sort_keys=True, separators=(",", ":"))
+
+
+def _json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def dataset_json(wildcards):
+    """The `dataset` settings of the dataset being parsed (the configured one, or the comparison's)."""
+    return _json(DATASET_SETTINGS[wildcards.dataset])
+
+
+def model_json(wildcards):
+    """The `model` section of the model being trained: the configured one, named after the wildcard."""
+    return _json({**config["model"], "name": wildcards.model})
+
+
+def model_dataset_json(wildcards):
+    """The `dataset` settings of the dataset the model being trained learns from."""
+    return _json(DATASET_SETTINGS[MODEL_DATASETS[wildcards.model]])
+
+
+def datasets_of(wildcards):
+    """results/datasets/<events>/<dataset> of the wildcards' model (the configured model without one)."""
+    model = getattr(wildcards, "model", MODEL) if wildcards is not None else MODEL
+    return f"results/datasets/{EVENTS}/{MODEL_DATASETS[model]}"
 
 
 def jet_settings_json():
@@ -83,16 +131,42 @@ def test_shards():
 
 
 def get_training_datasets(wildcards):
-    return expand(f"{DATASETS}/{{sample}}/{{shard}}.parquet", sample=TRAIN_SAMPLES, shard=training_shards())
+    return expand(
+        f"{datasets_of(wildcards)}/{{sample}}/{{shard}}.parquet", sample=TRAIN_SAMPLES, shard=training_shards()
+    )
 
 
 def get_test_datasets(wildcards):
-    return expand(f"{DATASETS}/{{sample}}/{{shard}}.parquet", sample=wildcards.sample, shard=test_shards())
+    return expand(
+        f"{datasets_of(wildcards)}/{{sample}}/{{shard}}.parquet", sample=wildcards.sample, shard=test_shards()
+    )
 
 
 def get_timing_files(wildcards=None):
     """The timing-scaling measurement, only when evaluation.timing_sizes asks for it."""
     return expand("results/timing/{model}.json", model=MODEL) if TIMING_SIZES else []
+
+
+def get_timing_shards(wildcards=None):
+    """The held-out shards whose elements the hit-level timing is measured on (none at the cluster level, where
+    the timing runs on synthetic events of each size)."""
+    if not TIMING_SIZES or config["dataset"]["elements"] != "hits":
+        return []
+    return expand(f"{DATASETS}/{{sample}}/{{shard}}.parquet", sample=EVAL_SAMPLES[0], shard=test_shards())
+
+
+def timing_command(wildcards, input, threads):
+    """The timing-scaling measurement of the configured model (rule model_timing), without its --json."""
+    model = shlex.quote(section_json("model"))
+    if input.shards:  # hit level: N elements cut from the real held-out events (benchmarks/bench_hits.py)
+        return (
+            f"python {BENCH_HITS_SCRIPT} --skip-training --shards {' '.join(input.shards)} --threads {threads}"
+            f" --repeats 2 --sizes {' '.join(map(str, TIMING_SIZES))} --model-settings {model}"
+        )
+    return (
+        f"python {BENCH_MODEL_SCRIPT} --skip-throughput --threads {threads} --repeats 3"
+        f" --sizes {','.join(map(str, TIMING_SIZES))} --baseline-pf --model-settings {model}"
+    )
 
 
 def zenodo_sample_files(wildcards):
@@ -102,14 +176,25 @@ def zenodo_sample_files(wildcards):
     return manifest_paths(manifest)
 
 
+def get_comparison():
+    """The side-by-side evaluation of the configured model, the comparison's model and the baseline PF."""
+    return [f"results/compare/{MODEL}"] if COMPANION else []
+
+
+def get_companion_metrics(wildcards=None):
+    """The comparison's model's metrics of every evaluated sample (none without a comparison)."""
+    return expand("results/metrics/{model}/{sample}.json", model=COMPANION, sample=EVAL_SAMPLES) if COMPANION else []
+
+
 def get_figures():
     """The configured model's figures, results/figures/<model>/ (the main target results/plots is their view)."""
     return f"results/figures/{MODEL}"
 
 
 def get_plots_inputs(wildcards=None):
-    """What the main target results/plots waits for: the figures it shows."""
-    return {"figures": get_figures()}
+    """What the main target results/plots waits for: the figures it shows, and the comparison when one is
+    configured."""
+    return {"figures": get_figures(), "comparison": get_comparison()}
 
 
 def get_paper_manifest():
@@ -120,6 +205,7 @@ def get_paper_manifest():
 def get_final_output():
     return [
         "results/plots",
+        *get_comparison(),
         *expand("results/metrics/{model}/{sample}.json", model=MODEL, sample=EVAL_SAMPLES),
         f"results/models/{MODEL}/model.onnx",
         f"results/models/{MODEL}/model_card.md",

@@ -17,7 +17,7 @@ rule parse:
         mem_mb=4000,
         runtime=60,
     params:
-        settings=section_json("dataset"),
+        settings=dataset_json,
         source=event_source_json(),
     shell:
         "mlpf parse --input {input.root} --output {output.parquet} --settings {params.settings:q}"

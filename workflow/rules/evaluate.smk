@@ -73,6 +73,8 @@ rule plots:
 
 
 rule model_timing:
+    input:
+        shards=get_timing_shards,
     output:
         timing="results/timing/{model}.json",
     log:
@@ -86,14 +88,10 @@ rule model_timing:
         mem_mb=16000,
         runtime=60,
     params:
-        script=BENCH_MODEL_SCRIPT,
-        model=section_json("model"),
-        sizes=",".join(map(str, TIMING_SIZES)),
+        command=timing_command,
         partial=lambda wildcards, output: f"{output.timing}.partial",
     shell:
-        "python {params.script} --skip-throughput --threads {threads} --repeats 3 --sizes {params.sizes}"
-        " --baseline-pf --model-settings {params.model:q} --json {params.partial} > {log} 2>&1"
-        " && mv {params.partial} {output.timing}"
+        "{params.command} --json {params.partial} > {log} 2>&1 && mv {params.partial} {output.timing}"
 
 
 rule model_card:

@@ -21,9 +21,9 @@ rule train:
         gpu=1,
         attempt=lambda wildcards, attempt: attempt,
     params:
-        model=section_json("model"),
+        model=model_json,
         training=section_json("training"),
-        dataset=section_json("dataset"),
+        dataset=model_dataset_json,
         jets=jet_settings_json(),
         seed=config["seed"],
         outdir=subpath(output.checkpoint, parent=True),

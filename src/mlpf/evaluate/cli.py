@@ -55,6 +55,13 @@ def _paper_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import write_comparison
+
+    write_comparison(args.metrics, args.second_metrics, tuple(args.labels), tuple(args.models), args.output)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the evaluation subcommands to the `mlpf` command."""
     from mlpf.cli import add_settings_arguments
@@ -133,3 +140,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config-json", default="{}", help="the workflow config (JSON) recorded in the manifest")
     p.add_argument("--output", required=True, help="output directory (e.g. results/paper/mlpf)")
     p.set_defaults(handler=_paper_manifest)
+
+    p = subparsers.add_parser(
+        "compare",
+        help="two MLPF models of the same events (hit and cluster level) and the baseline PF side by side",
+        description="Write <output>/comparison.{json,md} (jets, MET, per-class efficiency and fake rate) and "
+        "<output>/<sample>/{resolution,per_class}.{png,pdf}; the directory appears only when complete.",
+    )
+    p.add_argument("--metrics", nargs="+", required=True, help="the first model's metrics JSON (per sample)")
+    p.add_argument("--second-metrics", nargs="+", required=True, help="the second model's metrics JSON")
+    p.add_argument("--labels", nargs=2, default=["hits", "clusters"], help="what each model's elements are")
+    p.add_argument("--models", nargs=2, required=True, help="the two model names, recorded in the output")
+    p.add_argument("--output", required=True, help="output directory (e.g. results/compare/mlpf_hits)")
+    p.set_defaults(handler=_compare)

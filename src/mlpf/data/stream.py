@@ -1,7 +1,8 @@
 """Training data streamed from the row groups of the parsed shards: memory bounded by a window, not by the data.
 
 The in-memory dataset (mlpf.data.dataset) keeps every shard it touches (~19 kB per ttbar event), and under DDP
-every rank touches every shard. Training reads its events here instead (docs/model.md, "Training data"):
+every rank touches every shard. Training reads its events here instead (docs/model.md, "Training data larger
+than memory"):
 
 - Catalogue (`Catalogue.read`): the row groups of every shard (from the footer) and the number of elements of
   every event, from the list offsets of one narrow column read once at the start (the smaller on disk of

@@ -86,7 +86,9 @@ def test_a_figure_that_does_not_decode_is_named(report: tuple[Path, Path], tmp_p
     html, figures = report
     text = html.read_text()
     # replace the gun_pi met_response picture with bytes that are no PNG, as a damaged report would hold
-    pattern = r"(\"results/figures/ci/gun_pi/met_response.png\": \{.*?\"data_uri\": \"data:image/png;[^,]*,)[^\"]+"
+    pattern = (
+        r"(\"results/figures/ci/gun_pi/met_response.png\": \{.*?\"data_uri\": \"data:image/png;[^,]*,)[^\"]+"
+    )
     broken = base64.b64encode(b"not a png").decode()
     damaged, n = re.subn(pattern, lambda m: m.group(1) + broken, text, count=1, flags=re.DOTALL)
     assert n == 1

@@ -34,7 +34,7 @@ class PaperFigure:
     key: str
     paper: str  # where in the paper; figure numbers only where they are stated in the project's references
     content: str
-    per_sample: bool  # files live under results/figures/<model>/<sample>/ (else under a fixed group directory)
+    per_sample: bool  # files under results/figures/<model>/<sample>/ (else under a fixed group directory)
     names: tuple[str, ...]  # file stems; a trailing "*" matches the per-class suffixes
     group: str = ""
 

@@ -220,3 +220,10 @@ def test_model_calorimeter_defaults_are_the_fastsim_ecal_front_face():
     # the track extrapolation's default face (model section) is the ECAL of the detector the fastsim models
     assert schema_default("model", "calorimeter_radius_mm") == ECAL_BARREL_RMIN
     assert schema_default("model", "calorimeter_half_length_mm") == ECAL_ENDCAP_ZMIN
+
+
+@pytest.mark.parametrize("name", ["..", "a..b", ".hidden", "a/b"])
+def test_study_names_are_plain_directory_names(name):
+    # results/studies/<study_name>/ must stay inside results/studies
+    with pytest.raises(ConfigError, match=r"hpo\.study_name: .* does not match"):
+        validate_config({"hpo": {"study_name": name}})

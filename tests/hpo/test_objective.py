@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from mlpf.hpo import space
 from mlpf.hpo import study as studies
-from mlpf.hpo.objective import TrialSetup, objective_value, reference_loss
+from mlpf.hpo.objective import TrialSetup, objective_value, reference_loss, run_trial
 from mlpf.hpo.worker import WorkerSettings, run_worker
 from mlpf.model.losses import LOSS_TERMS
 
@@ -94,3 +94,34 @@ def test_a_pruned_trial_stops_training_where_the_pruner_says(
 
 def _distribution(dim: space.Dimension) -> optuna.distributions.BaseDistribution:
     return optuna.distributions.FloatDistribution(dim.low, dim.high, log=dim.log)
+
+
+def test_a_trial_validates_with_the_configured_jets(
+    tmp_path: Path, base: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the objective's jet resolution is that of evaluation.jets, not of the schema's default jets
+    import mlpf.training.loop
+
+    seen: dict = {}
+
+    def fake_train(files, output, model, training, dataset, **kwargs):
+        seen.update(kwargs)
+        w = training["loss_weights"]
+        kwargs["epoch_callback"](_row(w) | {"epoch": 1})
+        return {"finished": True, "stop_reason": "", "epoch": 1, "elapsed_s": 0.0}
+
+    monkeypatch.setattr(mlpf.training.loop, "train", fake_train)
+    hpo = hpo_settings(n_trials=1, epochs=1, pruner={"type": "none"})
+    dims = space.dimensions(hpo["search_space"])
+    jets = {"algorithm": "ee_genkt", "radius": 0.4, "p": -1.0, "min_pt": 10.0, "match_dr": 0.1}
+    trial = optuna.create_study().ask()
+    setup = TrialSetup(dims, base, ["x.parquet"], 1, "val_loss", 1, tmp_path, 1, jets=jets)
+    assert math.isfinite(run_trial(trial, setup))
+    assert seen["jet_settings"] == jets
+
+
+def test_another_jet_definition_is_another_study(base: dict) -> None:
+    hpo = hpo_settings()
+    default = studies.definition(hpo, base, 1, ["x.parquet"])
+    assert default == studies.definition(hpo, base, 1, ["x.parquet"], jets={})
+    assert default != studies.definition(hpo, base, 1, ["x.parquet"], jets={"radius": 0.4})

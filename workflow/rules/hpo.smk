@@ -24,12 +24,14 @@ rule hpo_study:
         model=section_json("model"),
         training=section_json("training"),
         dataset=section_json("dataset"),
+        jets=jet_settings_json(),
         seed=config["seed"],
         study_dir=subpath(output.record, parent=True),
     shell:
         "mlpf hpo create --study-dir {params.study_dir} --hpo-settings {params.hpo:q}"
         " --model-settings {params.model:q} --training-settings {params.training:q}"
-        " --dataset-settings {params.dataset:q} --seed {params.seed} --train {input.datasets}"
+        " --dataset-settings {params.dataset:q} --jet-settings {params.jets:q} --seed {params.seed}"
+        " --train {input.datasets}"
         " --output {output.record} > {log} 2>&1"
 
 
@@ -55,12 +57,14 @@ rule hpo_worker:
         model=section_json("model"),
         training=section_json("training"),
         dataset=section_json("dataset"),
+        jets=jet_settings_json(),
         seed=config["seed"],
         study_dir=subpath(input.study, parent=True),
     shell:
         "mlpf hpo worker --study-dir {params.study_dir} --hpo-settings {params.hpo:q}"
         " --model-settings {params.model:q} --training-settings {params.training:q}"
-        " --dataset-settings {params.dataset:q} --seed {params.seed} --train {input.datasets}"
+        " --dataset-settings {params.dataset:q} --jet-settings {params.jets:q} --seed {params.seed}"
+        " --train {input.datasets}"
         " --index {wildcards.worker} --threads {threads} --output {output.record} > {log} 2>&1"
 
 
@@ -82,12 +86,14 @@ rule hpo_best:
         model=section_json("model"),
         training=section_json("training"),
         dataset=section_json("dataset"),
+        jets=jet_settings_json(),
         seed=config["seed"],
         study_dir=subpath(output.best, parent=True),
     shell:
         "mlpf hpo best --study-dir {params.study_dir} --hpo-settings {params.hpo:q}"
         " --model-settings {params.model:q} --training-settings {params.training:q}"
-        " --dataset-settings {params.dataset:q} --seed {params.seed} --train {input.datasets}"
+        " --dataset-settings {params.dataset:q} --jet-settings {params.jets:q} --seed {params.seed}"
+        " --train {input.datasets}"
         " --best {output.best} --trials {output.trials} > {log} 2>&1"
 
 
@@ -115,11 +121,12 @@ rule hpo_train_tuned:
         model=section_json("model"),
         training=section_json("training"),
         dataset=section_json("dataset"),
+        jets=jet_settings_json(),
         split_seed=config["seed"],
         outdir=subpath(output.checkpoint, parent=True),
     shell:
         "mlpf hpo train-best --best {input.best} --train {input.datasets} --model-settings {params.model:q}"
-        " --training-settings {params.training:q} --dataset-settings {params.dataset:q}"
+        " --training-settings {params.training:q} --dataset-settings {params.dataset:q} --jet-settings {params.jets:q}"
         " --seed {wildcards.seed} --split-seed {params.split_seed} --threads {threads}"
         " --output-dir {params.outdir} > {log} 2>&1"
 
@@ -150,13 +157,15 @@ rule hpo:
         model=section_json("model"),
         training=section_json("training"),
         dataset=section_json("dataset"),
+        jets=jet_settings_json(),
         seed=config["seed"],
         study_dir=subpath(input.best, parent=True),
         datasets=get_training_datasets(None),
     shell:
         "mlpf hpo report --study-dir {params.study_dir} --hpo-settings {params.hpo:q}"
         " --model-settings {params.model:q} --training-settings {params.training:q}"
-        " --dataset-settings {params.dataset:q} --seed {params.seed} --train {params.datasets}"
+        " --dataset-settings {params.dataset:q} --jet-settings {params.jets:q} --seed {params.seed}"
+        " --train {params.datasets}"
         " --best {input.best} --trials {input.trials}"
         " --default-history {input.default_history} --default-info {input.default_info}"
         " --tuned-history {input.tuned_history} --tuned-info {input.tuned_info}"

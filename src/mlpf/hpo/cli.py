@@ -17,21 +17,33 @@ log = logging.getLogger("mlpf.hpo")
 SIGTERM_EXIT_CODE = 143  # the worker's job was ended by its batch system; the trial is retried later
 
 
-def _section(name: str, text: str | None) -> dict[str, Any]:
-    from mlpf.config import validate_section
+def _json(name: str, text: str | None) -> Any:
     from mlpf.errors import ConfigError
 
     try:
-        value = json.loads(text) if text is not None else {}
+        return json.loads(text) if text is not None else {}
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--{name}-settings is not valid JSON ({exc.msg})") from None
-    return validate_section(name, value, source=f"--{name}-settings")
+
+
+def _section(name: str, text: str | None) -> dict[str, Any]:
+    from mlpf.config import validate_section
+
+    return validate_section(name, _json(name, text), source=f"--{name}-settings")
 
 
 def _base(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {
         name: _section(name, getattr(args, f"{name}_settings")) for name in ("model", "training", "dataset")
     }
+
+
+def _jets(args: argparse.Namespace) -> dict[str, Any]:
+    """The jet definition of the validation's jet metric (evaluation.jets; the schema's default without one)."""
+    from mlpf.config import validate_section
+
+    jets = _json("jet", getattr(args, "jet_settings", None))
+    return validate_section("evaluation", {"jets": jets}, source="--jet-settings")["jets"]
 
 
 class _Study:
@@ -43,13 +55,14 @@ class _Study:
 
         self.hpo = _section("hpo", args.hpo_settings)
         self.base = _base(args)
+        self.jets = _jets(args)
         self.seed = args.seed
         self.train = [str(p) for p in args.train]
         self.study_dir = Path(args.study_dir)
         self.dims = space.dimensions(self.hpo["search_space"])
         space.check(self.dims, self.base)
         studies.check_enqueue(self.hpo["enqueue"], self.dims)
-        self.spec = studies.definition(self.hpo, self.base, self.seed, self.train)
+        self.spec = studies.definition(self.hpo, self.base, self.seed, self.train, self.jets)
         self.storage = studies.open_storage(self.hpo["storage"], self.study_dir)
         self.name = self.hpo["study_name"]
 
@@ -58,7 +71,7 @@ class _Study:
         from . import study as studies
 
         hpo = {**self.hpo, "storage": studies.describe_storage(self.hpo["storage"])}
-        return {"hpo": hpo, **self.base, "seed": self.seed}
+        return {"hpo": hpo, **self.base, "jets": self.jets, "seed": self.seed}
 
     def load(self) -> Any:
         from . import study as studies
@@ -113,6 +126,7 @@ def _worker(args: argparse.Namespace) -> int:
         epochs=ctx.hpo["epochs"],
         trial_root=ctx.study_dir / "trials",
         threads=args.threads,
+        jets=ctx.jets,
     )
     try:
         record = run_worker(ctx.storage, ctx.name, ctx.spec, worker, setup)
@@ -155,6 +169,7 @@ def _train_best(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         split_seed=args.split_seed,
+        jet_settings=_jets(args),
     )
     return 0 if summary["finished"] else SIGTERM_EXIT_CODE
 
@@ -203,6 +218,9 @@ def _add_base(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-settings", metavar="JSON", help="the base model config section")
     p.add_argument("--training-settings", metavar="JSON", help="the base training config section")
     p.add_argument("--dataset-settings", metavar="JSON", help="the dataset config section")
+    p.add_argument(
+        "--jet-settings", metavar="JSON", help="the evaluation.jets config section: the validation's jets"
+    )
     p.add_argument("--seed", type=int, default=42, help="the config seed (weights, batch order, split)")
     p.add_argument("--train", nargs="+", required=True, metavar="PARQUET", help="training shards")
 

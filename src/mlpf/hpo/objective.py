@@ -79,6 +79,7 @@ class TrialSetup:
     epochs: int
     trial_root: Path
     threads: int | None = None
+    jets: dict[str, Any] | None = None  # evaluation.jets, the jets of the validation's jet metric
 
 
 def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
@@ -113,6 +114,7 @@ def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
         seed=setup.seed,
         threads=setup.threads,
         epoch_callback=after_epoch,
+        jet_settings=setup.jets,
     )
     _record(trial, rows, summary, output)
     if not summary["finished"] and summary["stop_reason"] == "epoch_callback":

@@ -29,6 +29,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from mlpf.config import validate_section
 from mlpf.errors import ConfigError, MlpfError
 
 from . import space
@@ -77,9 +78,14 @@ def describe_storage(spec: str) -> str:
 
 
 def definition(
-    hpo: dict[str, Any], base: dict[str, dict[str, Any]], seed: int, train_files: list[str]
+    hpo: dict[str, Any],
+    base: dict[str, dict[str, Any]],
+    seed: int,
+    train_files: list[str],
+    jets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a study's trials measure; a study continues only under the same definition."""
+    """What a study's trials measure; a study continues only under the same definition. `jets` is the
+    evaluation.jets section the validation's jet metric uses (None: the schema's default)."""
     sections = {}
     for name in ("model", "training", "dataset"):
         drop = NOT_IN_DEFINITION.get(name, ())
@@ -90,6 +96,7 @@ def definition(
         "search_space": hpo["search_space"],
         "seed": seed,
         "train_files": list(train_files),
+        "jets": validate_section("evaluation", {"jets": jets or {}})["jets"],
         **sections,
     }
 

@@ -20,7 +20,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import resource
 import statistics
@@ -35,6 +37,7 @@ import torch
 
 from mlpf.config import validate_section
 from mlpf.data.features import DETECTOR_BFIELD_TESLA, PT_PER_TESLA_MM
+from mlpf.inference.precision import prepare
 from mlpf.model.factory import build_model
 from mlpf.model.geometry import X_OMEGA, X_TAN_LAMBDA
 from mlpf.model.losses import mlpf_loss
@@ -147,6 +150,22 @@ def _throughput_model(kind: str, settings: dict[str, Any], device: torch.device)
     return model, lambda b: mlpf_loss(model(b["X"], b["mask"]), b, training)[0]
 
 
+def _throughput_row(
+    kind: str, model: torch.nn.Module, times: dict[str, list[float]], B: int
+) -> dict[str, Any]:
+    t_train, t_infer, t_int8 = times["train"], times["infer"], times["int8"]
+    return {
+        "model": kind,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "train_ms_per_event": 1e3 * statistics.median(t_train) / B,
+        "train_ms_per_event_best": 1e3 * min(t_train) / B,
+        "train_events_per_s": B / statistics.median(t_train),
+        "infer_ms_per_event": 1e3 * statistics.median(t_infer) / B,
+        "infer_ms_per_event_best": 1e3 * min(t_infer) / B,
+        "infer_int8_ms_per_event": 1e3 * statistics.median(t_int8) / B if t_int8 else None,
+    }
+
+
 def bench_throughput(
     kinds: Sequence[str], settings: dict[str, Any], device: torch.device, repeats: int
 ) -> list[dict[str, Any]]:
@@ -156,7 +175,15 @@ def bench_throughput(
     batch = make_batch(B, N, device)
     models = {kind: _throughput_model(kind, settings, device) for kind in kinds}
     optimisers = {kind: torch.optim.AdamW(m.parameters(), lr=1e-4) for kind, (m, _) in models.items()}
-    times: dict[str, dict[str, list[float]]] = {kind: {"train": [], "infer": []} for kind in kinds}
+    # int8 inference as `mlpf infer` runs it (inference.precision int8, CPU only), timed in the same rounds
+    quantised = {
+        kind: prepare(copy.deepcopy(m).eval(), "int8", device)[0]
+        for kind, (m, _) in models.items()
+        if kind != "reference" and device.type == "cpu"
+    }
+    times: dict[str, dict[str, list[float]]] = {
+        kind: {"train": [], "infer": [], "int8": []} for kind in kinds
+    }
 
     def train_step(kind: str) -> None:
         model, loss_fn = models[kind]
@@ -171,29 +198,28 @@ def bench_throughput(
         with torch.no_grad():
             model(batch["X"], batch["mask"])
 
+    def infer_int8(kind: str) -> None:
+        with torch.no_grad():
+            quantised[kind](batch["X"], batch["mask"])
+
     for rep in range(repeats + 2):  # the first two rounds are warm-up
         for kind in kinds:
-            for what, fn in (("train", train_step), ("infer", infer)):
+            steps = [("train", train_step), ("infer", infer)] + (
+                [("int8", infer_int8)] if kind in quantised else []
+            )
+            for what, fn in steps:
                 _sync(device)
                 t0 = time.perf_counter()
                 fn(kind)
                 _sync(device)
                 if rep >= 2:
                     times[kind][what].append(time.perf_counter() - t0)
-    results = []
-    for kind in kinds:
-        t_train, t_infer = times[kind]["train"], times[kind]["infer"]
-        results.append(
-            {
-                "model": kind,
-                "n_params": sum(p.numel() for p in models[kind][0].parameters()),
-                "train_ms_per_event": 1e3 * statistics.median(t_train) / B,
-                "train_ms_per_event_best": 1e3 * min(t_train) / B,
-                "train_events_per_s": B / statistics.median(t_train),
-                "infer_ms_per_event": 1e3 * statistics.median(t_infer) / B,
-                "infer_ms_per_event_best": 1e3 * min(t_infer) / B,
-            }
-        )
+    results = [_throughput_row(kind, models[kind][0], times[kind], B) for kind in kinds]
+    reference = next((r for r in results if r["model"] == "reference"), None)
+    for r in results:  # ratios to the yardstick of the same run (../shared anchors are quoted this way)
+        if reference is not None:
+            r["infer_over_reference"] = r["infer_ms_per_event"] / reference["infer_ms_per_event"]
+            r["train_over_reference"] = r["train_ms_per_event"] / reference["train_ms_per_event"]
     return results
 
 
@@ -326,15 +352,19 @@ def _print_throughput(
     kinds: tuple[str, ...], settings: dict[str, Any], device: torch.device, repeats: int
 ) -> list[dict[str, Any]]:
     """Training and inference speed of each backbone, printed as a table row each."""
-    print("| model | parameters | training events/s | training ms/event (best) | inference ms/event (best) |")
-    print("|---|---|---|---|---|")
-    rows = []
-    for r in bench_throughput(kinds, settings, device, repeats):
-        rows.append(r)
+    print(
+        "| model | parameters | training ms/event (best) | inference ms/event (best) | int8 inference ms/event "
+        "| training / yardstick | inference / yardstick |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    rows = bench_throughput(kinds, settings, device, repeats)
+    for r in rows:
+        int8 = f"{r['infer_int8_ms_per_event']:.2f}" if r["infer_int8_ms_per_event"] is not None else "-"
         print(
-            f"| {r['model']} | {r['n_params'] / 1e6:.3f} M | {r['train_events_per_s']:.1f} | "
+            f"| {r['model']} | {r['n_params'] / 1e6:.3f} M | "
             f"{r['train_ms_per_event']:.2f} ({r['train_ms_per_event_best']:.2f}) | "
-            f"{r['infer_ms_per_event']:.2f} ({r['infer_ms_per_event_best']:.2f}) |",
+            f"{r['infer_ms_per_event']:.2f} ({r['infer_ms_per_event_best']:.2f}) | {int8} | "
+            f"{r.get('train_over_reference', math.nan):.3f} | {r.get('infer_over_reference', math.nan):.3f} |",
             flush=True,
         )
     return rows

@@ -9,17 +9,24 @@ Usage:
     python benchmarks/fresh_events.py --checkpoint results/models/mlpf/checkpoint.pt --seed 1042 \
         --events 1000 --workdir results/fresh/mlpf [--samples ttbar qq ...] [--threads 2] \
         [--config config/config.yaml config/benchmark.yaml]
+    # the same events and model at another inference precision, and its change against fp32:
+    python benchmarks/fresh_events.py --checkpoint ... --seed 1042 --workdir results/fresh/mlpf --precision int8
+
+With --precision other than fp32 the predictions and metrics go to `predictions_<precision>/` and
+`metrics_<precision>/` of the same workdir (the events are made once), and when the fp32 metrics are there the
+script also prints the relative change of MLPF's jet and MET IQR/median against them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
-from physics_table import read_metrics, summary_rows, summary_table
+from physics_table import QUANTITIES, read_metrics, summary_rows, summary_table
 
 from mlpf.config import load_config
 
@@ -46,16 +53,19 @@ def main(argv: list[str] | None = None) -> int:
                         "and evaluation settings)")  # fmt: skip
     parser.add_argument("--samples", nargs="+", default=list(SAMPLES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", help="inference precision (mlpf infer --precision)")
     args = parser.parse_args(argv)
     config = load_config(*args.config)
     fastsim = json.dumps({**config["fastsim"], "events_per_shard": args.events})
     dataset, evaluation = json.dumps(config["dataset"]), json.dumps(config["evaluation"])
     work = args.workdir
+    tag = "" if args.precision == "fp32" else f"_{args.precision}"
+    metrics, evaluated = work / f"metrics{tag}", work / f"evaluation{tag}"
     for sample in args.samples:
-        for directory in ("edm4hep", "datasets", "predictions", "metrics", "evaluation", "logs"):
+        for directory in ("edm4hep", "datasets", f"predictions{tag}", metrics.name, evaluated.name, "logs"):
             (work / directory).mkdir(parents=True, exist_ok=True)
         root, shard = work / "edm4hep" / f"{sample}.root", work / "datasets" / f"{sample}.parquet"
-        predictions = work / "predictions" / f"{sample}.parquet"
+        predictions = work / f"predictions{tag}" / f"{sample}.parquet"
         logs = work / "logs"
         if not root.exists():
             _mlpf("fastsim", "--sample", sample, "--shard", "0", "--seed", str(args.seed), "--settings", fastsim,
@@ -64,13 +74,35 @@ def main(argv: list[str] | None = None) -> int:
             _mlpf("parse", "--input", str(root), "--output", str(shard), "--settings", dataset,
                   log=logs / f"parse_{sample}.log")  # fmt: skip
         _mlpf("infer", "--checkpoint", str(args.checkpoint), "--input", str(shard), "--output", str(predictions),
-              "--threads", str(args.threads), log=logs / f"infer_{sample}.log")  # fmt: skip
+              "--threads", str(args.threads), "--precision", args.precision,
+              log=logs / f"infer{tag}_{sample}.log")  # fmt: skip
         _mlpf("evaluate", "--predictions", str(predictions), "--sample", sample, "--model", "fresh",
-              "--settings", evaluation, "--metrics", str(work / "metrics" / f"{sample}.json"),
-              "--responses", str(work / "evaluation" / f"{sample}.parquet"), log=logs / f"evaluate_{sample}.log")  # fmt: skip
-    print(f"fresh events: master seed {args.seed}, {args.events} per sample, model {args.checkpoint}\n")
-    print(summary_table(summary_rows(read_metrics(work / "metrics"))))
+              "--settings", evaluation, "--metrics", str(metrics / f"{sample}.json"),
+              "--responses", str(evaluated / f"{sample}.parquet"), log=logs / f"evaluate{tag}_{sample}.log")  # fmt: skip
+    print(f"fresh events: master seed {args.seed}, {args.events} per sample, model {args.checkpoint}, "
+          f"{args.precision}\n")  # fmt: skip
+    rows = summary_rows(read_metrics(metrics))
+    print(summary_table(rows))
+    if tag and (work / "metrics").is_dir():
+        print(f"\n{change_table(summary_rows(read_metrics(work / 'metrics')), rows, args.precision)}")
     return 0
+
+
+def change_table(reference: list[dict], other: list[dict], precision: str) -> str:
+    """Relative change of MLPF's IQR/median at `precision` against fp32, per sample and quantity."""
+    by_sample = {row["sample"]: row for row in reference}
+    lines = [f"| sample | {' | '.join(f'{q} fp32 -> {precision}' for q in QUANTITIES)} |",
+             "|---|" + "---|" * len(QUANTITIES)]  # fmt: skip
+    for row in other:
+        base = by_sample.get(row["sample"])
+        if base is None:
+            continue
+        cells = []
+        for q in QUANTITIES:
+            (a, _), (b, _) = base[f"{q}_mlpf"], row[f"{q}_mlpf"]
+            cells.append(f"{a:.4f} -> {b:.4f} ({100 * (b - a) / a:+.1f} %)" if math.isfinite(a + b) else "")
+        lines.append(f"| {row['sample']} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

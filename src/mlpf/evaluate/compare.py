@@ -152,30 +152,34 @@ def markdown(comparison: dict[str, Any]) -> str:
 
 
 def _resolution_figure(sample: str, s: dict[str, Any], directory: Path) -> None:
-    fig = new_figure(figsize=(14, 6))[0]
+    # wide panels: the experiment label and the energy of each panel need the room of a single figure
+    fig = new_figure(figsize=(20, 7.5))[0]
     fig.clf()
-    axes = fig.subplots(1, 2)
+    axes = fig.subplots(1, 2, gridspec_kw={"wspace": 0.25})
     for ax, (name, ylabel) in zip(axes, (("jets", "jet $p_T$"), ("MET", "MET")), strict=True):
         recos = list(s[name])
         x = np.arange(len(recos))
         values = [s[name][r]["iqr_over_median"] for r in recos]
         errors = [s[name][r]["iqr_over_median_err"] for r in recos]
         ax.bar(x, values, yerr=np.nan_to_num(errors), color=COLOURS[: len(recos)], capsize=4)
-        for xi, r in zip(x, recos, strict=True):
-            median = s[name][r]["median"]
-            if math.isfinite(median):
-                ax.annotate(f"median {median:.3f}", (xi, 0), xytext=(0, 4), textcoords="offset points",
-                            ha="center", fontsize=11, rotation=90, va="bottom")  # fmt: skip
-        ax.set_xticks(x, recos, rotation=15, fontsize=12)
+        # the response median goes under each name: inside the bars it would cross the error bars
+        ticks = [
+            f"{r}\nmedian {s[name][r]['median']:.3f}" if math.isfinite(s[name][r]["median"]) else r
+            for r in recos
+        ]
+        ax.set_xticks(x, ticks, fontsize=13)
         ax.set_ylabel(f"{ylabel} response IQR / median")
+        ax.set_ylim(
+            0, 1.3 * max([v + e for v, e in zip(values, np.nan_to_num(errors), strict=True)], default=1)
+        )
         decorate(ax, sample)
     save(fig, directory, "resolution")
 
 
 def _per_class_figure(sample: str, s: dict[str, Any], directory: Path) -> None:
-    fig = new_figure(figsize=(15, 6))[0]
+    fig = new_figure(figsize=(20, 7.5))[0]
     fig.clf()
-    axes = fig.subplots(1, 2)
+    axes = fig.subplots(1, 2, gridspec_kw={"wspace": 0.25})
     columns = list(s["per_class"])
     x = np.arange(len(CLASS_NAMES) - 1)
     width = 0.8 / len(columns)

@@ -312,6 +312,18 @@ COMMAND_LINES = {
     ],
     "model-card": ["model-card", "--metrics", "IN", "--output", "OUT"],
     "paper-manifest": ["paper-manifest", "--plots", "IN", "--output", "OUT"],
+    "compare": [
+        "compare",
+        "--metrics",
+        "IN",
+        "--second-metrics",
+        "IN",
+        "--models",
+        "a",
+        "b",
+        "--output",
+        "OUT",
+    ],
 }
 
 

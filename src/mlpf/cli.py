@@ -55,6 +55,7 @@ OUTPUT_ARGUMENTS: dict[str, dict[str, OutputKind]] = {
     "view-figures": {"output": "directory"},
     "model-card": {"output": "file"},
     "paper-manifest": {"output": "directory"},
+    "compare": {"output": "directory"},
 }
 # Arguments naming input files (one path or a list), per subcommand: a directory there is a one-line error.
 INPUT_FILE_ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -68,6 +69,7 @@ INPUT_FILE_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "plots": ("responses", "metrics", "history", "timing"),
     "model-card": ("metrics", "model_info", "history"),
     "paper-manifest": ("metrics", "model_card"),
+    "compare": ("metrics", "second_metrics"),
 }
 
 

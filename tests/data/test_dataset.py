@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,7 @@ from mlpf.data.dataset import (
 )
 from mlpf.data.parquet import read_metadata
 from mlpf.errors import InputFileError
-
-_spec = importlib.util.spec_from_file_location(
-    "mlpf_test_synthetic", Path(__file__).resolve().parents[1] / "model" / "_synthetic.py"
-)
-_synthetic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_synthetic)
+from model import _synthetic
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,7 @@ from mlpf.data.stream import (
     TrainingData,
 )
 from mlpf.errors import InputFileError
-
-_spec = importlib.util.spec_from_file_location(
-    "mlpf_test_synthetic", Path(__file__).resolve().parents[1] / "model" / "_synthetic.py"
-)
-_synthetic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_synthetic)
+from model import _synthetic
 
 
 def _shard(path: Path, n_events: int, seed: int, row_group: int | None = None) -> Path:

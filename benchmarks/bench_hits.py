@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
+from bench_model import _peak_rss_kib, _reset_peak_rss  # the peak-RSS probes of the model benchmark
 
 from mlpf.config import validate_section
 from mlpf.data.dataset import BucketBatchSampler, ParquetEventDataset, collate
@@ -50,29 +50,6 @@ from mlpf.sim.pipeline import run_shard
 
 SIZES = (1000, 2000, 5000, 10000, 20000)
 BACKBONES = ("gnn_lsh", "transformer")
-
-
-def _status_kib(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _reset_peak() -> int:
-    """Reset the peak resident set size (writing 5 to clear_refs resets VmHWM); return the current RSS [KiB]."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_kib("VmRSS")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak() -> int:
-    try:
-        return _status_kib("VmHWM")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def make_events(workdir: Path, n_events: int, seed: int) -> list[Path]:
@@ -131,7 +108,9 @@ def batch_point(shards: list[Path], settings: dict[str, Any], kind: str, what: s
     for i, indices in enumerate(plan):
         batch = collate([dataset[j] for j in indices])
         if i == 1:
-            rss0 = _reset_peak()  # after the warm-up batch: lazy initialisations are not the batches' cost
+            rss0 = (
+                _reset_peak_rss()
+            )  # after the warm-up batch: lazy initialisations are not the batches' cost
         cpu, wall = _timed(lambda b=batch: step(b))
         if i:
             n_events = len(indices)
@@ -147,7 +126,7 @@ def batch_point(shards: list[Path], settings: dict[str, Any], kind: str, what: s
         "elements_per_event_mean": statistics.mean(r["elements_mean"] for r in rows),
         "cpu_s_per_event": statistics.median(r["cpu_s_per_event"] for r in rows),
         "wall_s_per_event": statistics.median(r["wall_s_per_event"] for r in rows),
-        "peak_extra_mb_per_batch": (_peak() - (rss0 or 0)) / 1024,
+        "peak_extra_mb_per_batch": (_peak_rss_kib() - (rss0 or 0)) / 1024,
         "finite": all(losses),
     }
 
@@ -171,7 +150,7 @@ def scaling_point(shards: list[Path], settings: dict[str, Any], kind: str, n: in
     mask = torch.ones(1, n, dtype=torch.bool)
     with torch.no_grad():
         model(X[:, :256], mask[:, :256])  # lazy initialisation outside the measurement
-    rss0 = _reset_peak()
+    rss0 = _reset_peak_rss()
     cpu, wall = [], []
     with torch.no_grad():
         for _ in range(repeats):
@@ -184,7 +163,7 @@ def scaling_point(shards: list[Path], settings: dict[str, Any], kind: str, n: in
         "time_s": statistics.median(cpu),  # the timing figure's column (CPU seconds, the per-core cost)
         "infer_cpu_s": statistics.median(cpu),
         "infer_wall_s": statistics.median(wall),
-        "peak_extra_mb": (_peak() - rss0) / 1024,
+        "peak_extra_mb": (_peak_rss_kib() - rss0) / 1024,
     }
 
 

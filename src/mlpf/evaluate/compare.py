@@ -30,6 +30,7 @@ from mlpf.data.targets import CLASS_NAMES
 from mlpf.errors import InputFileError
 from mlpf.provenance import provenance
 
+from .evaluation import json_ready
 from .plots.style import decorate, labelled_with, new_figure, sample_label, save
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def write_comparison(
     }
     sources = [first[s].get("event_source") for s in samples]
     with atomic_directory(output) as tmp, labelled_with(sources[0] if sources else None):
-        (tmp / "comparison.json").write_text(json.dumps(_json_ready(comparison), indent=1) + "\n")
+        (tmp / "comparison.json").write_text(json.dumps(json_ready(comparison), indent=1) + "\n")
         (tmp / "comparison.md").write_text(markdown(comparison) + "\n")
         for sample, s in comparison["samples"].items():
             _resolution_figure(sample, s, tmp / sample)
@@ -227,13 +228,3 @@ def write_comparison(
         jets = ", ".join(f"{r} {v['iqr_over_median']:.3f}" for r, v in s["jets"].items())
         log.info("%s (%s): jet IQR/median %s", sample, sample_label(sample), jets)
     return comparison
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

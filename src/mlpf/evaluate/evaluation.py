@@ -205,12 +205,12 @@ def evaluate_events(events: ak.Array, settings: dict[str, Any]) -> tuple[dict[st
     return metrics, responses
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """NaN and inf become null (strict JSON); numpy scalars become Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -220,7 +220,7 @@ def _json_ready(value: Any) -> Any:
 
 def write_responses(responses: ak.Array, path: str | Path, metadata: dict[str, Any]) -> None:
     """Write the response table as parquet with the producing settings in the key-value metadata."""
-    write_table(ak.to_arrow_table(responses, extensionarray=False), path, _json_ready(metadata))
+    write_table(ak.to_arrow_table(responses, extensionarray=False), path, json_ready(metadata))
 
 
 def read_responses(path: str | Path) -> tuple[ak.Array, dict[str, Any]]:
@@ -250,7 +250,7 @@ def run(
         responses_path,
         {"sample": sample, "model": model, "event_source": origin, "provenance": prov},
     )
-    write_text_atomic(metrics_path, json.dumps(_json_ready(metrics), indent=1, sort_keys=False) + "\n")
+    write_text_atomic(metrics_path, json.dumps(json_ready(metrics), indent=1, sort_keys=False) + "\n")
     for reco in ("mlpf", "pf"):
         jr, mr = metrics["jet_response"][reco], metrics["met_response"][reco]
         log.info(

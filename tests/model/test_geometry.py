@@ -23,6 +23,7 @@ from mlpf.model.geometry import (
     LINK_WIDTHS,
     N_CALORIMETER_FEATURES,
     N_LINK_FEATURES,
+    N_PF_LINK_FEATURES,
     X_CLUSTER_ECAL,
     X_CLUSTER_HCAL,
     X_OMEGA,
@@ -31,6 +32,7 @@ from mlpf.model.geometry import (
     calorimeter_features,
     helix_at_calorimeter,
     link_features,
+    n_calorimeter_features,
 )
 from mlpf.sim import constants as C
 from mlpf.sim.geometry import Helix
@@ -150,6 +152,26 @@ def test_clusters_keep_their_position_and_padding_is_zero() -> None:
     torch.testing.assert_close(f[0, 1, 1:3], torch.tensor([-1.0, 0.0]), atol=1e-6, rtol=0)
     assert torch.isfinite(f).all()
     assert f[0, 2].abs().sum() == 0
+
+
+def test_without_link_sums_the_other_inputs_are_unchanged() -> None:
+    """`link_sums=False` (model.link_sums, the hit-level configuration) leaves out exactly the kernel-sum columns."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.zeros(1, 30, 17)
+    X[..., X_TYPE] = torch.randint(1, 3, (1, 30), generator=g).float()
+    X[..., X_ENERGY] = torch.rand(1, 30, generator=g) * 20
+    X[..., X_ETA] = torch.randn(1, 30, generator=g) * 0.2
+    phi = torch.rand(1, 30, generator=g) * 0.5
+    X[..., X_SIN_PHI], X[..., X_COS_PHI] = torch.sin(phi), torch.cos(phi)
+    mask = torch.ones(1, 30, dtype=torch.bool)
+    full, momentum = calorimeter_features(X, mask)
+    reduced, momentum_reduced = calorimeter_features(X, mask, link_sums=False)
+    assert reduced.shape[-1] == n_calorimeter_features(False) == N_CALORIMETER_FEATURES - N_LINK_FEATURES
+    start = N_CALORIMETER_FEATURES - N_PF_LINK_FEATURES - N_LINK_FEATURES  # the link sums precede the PF link
+    assert full[..., start : start + N_LINK_FEATURES].abs().sum() > 0
+    kept = torch.cat([full[..., :start], full[..., start + N_LINK_FEATURES :]], -1)
+    torch.testing.assert_close(reduced, kept)
+    torch.testing.assert_close(momentum_reduced, momentum)
 
 
 # the grid in several query blocks with a ragged last one, in a single block, and the exported graph's all pairs

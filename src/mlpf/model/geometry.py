@@ -65,6 +65,12 @@ N_CALORIMETER_FEATURES = (
     3 + 2 * (len(PHI_HARMONICS) + len(ETA_FREQUENCIES)) + N_LINK_FEATURES + N_PF_LINK_FEATURES
 )
 
+
+def n_calorimeter_features(link_sums: bool = True) -> int:
+    """How many inputs `calorimeter_features` derives, with or without the kernel sums (`link_features`)."""
+    return N_CALORIMETER_FEATURES if link_sums else N_CALORIMETER_FEATURES - N_LINK_FEATURES
+
+
 _TINY = 1e-12
 MAX_TURNING_ANGLE = 4.0 * torch.pi
 
@@ -125,12 +131,16 @@ def calorimeter_features(
     mask: torch.Tensor,
     radius_mm: float = CALORIMETER_RADIUS_MM,
     half_length_mm: float = CALORIMETER_HALF_LENGTH_MM,
+    link_sums: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """([..., N_CALORIMETER_FEATURES] per element, [...] the momentum of the tracks linked to each cluster).
+    """([..., n_calorimeter_features(link_sums)] per element, [...] the momentum of the tracks linked to each
+    cluster).
 
     The features: eta, sin phi, cos phi of the element's calorimeter point (tracks: extrapolated helix; clusters:
     their own position), sin/cos of the phi harmonics and eta frequencies, the kernel sums around it
-    (`link_features`) and the particle-flow track-cluster link (`mlpf.model.pf_links`). Zero on padding."""
+    (`link_features`, left out with `link_sums=False`: their cost grows with the density of elements around
+    each one, so as N^2 when events get denser) and the particle-flow track-cluster link
+    (`mlpf.model.pf_links`). Zero on padding."""
     eta, phi = calorimeter_direction(X, radius_mm, half_length_mm)
     # Padding (and any element without a direction) at (0, 0): the exported atan2(0, 0) is NaN, torch's is 0,
     # and one NaN point would poison every kernel sum of its event.
@@ -147,7 +157,7 @@ def calorimeter_features(
             torch.cos(phi_k),
             torch.sin(eta_k),
             torch.cos(eta_k),
-            link_features(X, mask, eta, phi),
+            *([link_features(X, mask, eta, phi)] if link_sums else []),
             links.features.to(eta.dtype),
         ],
         dim=-1,

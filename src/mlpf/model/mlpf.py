@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mlpf.data.features import N_FEATURES
-from mlpf.model.geometry import N_CALORIMETER_FEATURES, calorimeter_features
+from mlpf.model.geometry import calorimeter_features, n_calorimeter_features
 from mlpf.model.layers import (
     FFN,
     ElementRouting,
@@ -137,7 +137,8 @@ class MLPF(nn.Module):
             if s["calorimeter_features"]
             else None
         )
-        n_in = N_FEATURES + (N_CALORIMETER_FEATURES if self.calorimeter else 0)
+        self.link_sums = bool(s["link_sums"])
+        n_in = N_FEATURES + (n_calorimeter_features(self.link_sums) if self.calorimeter else 0)
         self.pf_reference = bool(s["pf_reference"]) and self.calorimeter is not None
         self.encode_id = TypeSplitEncoder(n_in, width, act, drop)
         self.encode_reg = TypeSplitEncoder(n_in, width, act, drop)
@@ -160,7 +161,7 @@ class MLPF(nn.Module):
         # log(E_ref / E) of each cluster's particle-flow neutral excess (mlpf.model.pf_links); 0 without the inputs
         reference = torch.zeros_like(X[..., X_ENERGY])
         if self.calorimeter is not None:
-            features, linked_momentum = calorimeter_features(X, mask, *self.calorimeter)
+            features, linked_momentum = calorimeter_features(X, mask, *self.calorimeter, self.link_sums)
             Xn = torch.cat([Xn, features], dim=-1)
             if self.pf_reference:
                 reference = reference_log_ratio(X, mask, linked_momentum)

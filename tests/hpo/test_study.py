@@ -48,6 +48,24 @@ def test_create_enqueues_once_and_rejects_another_definition(tmp_path: Path, bas
     studies.create_or_load(storage, "s", _spec(base, n_trials=99, n_workers=7), [])
 
 
+def test_a_study_of_an_older_version_continues_while_new_settings_keep_their_defaults(
+    tmp_path: Path, base: dict
+) -> None:
+    """A setting added to the schema after the study was made (stored without it) is at its default: the same
+    definition; set to anything else, another one."""
+    storage = studies.open_storage("", tmp_path)
+    spec = _spec(base)
+    older = {**spec, "model": {k: v for k, v in spec["model"].items() if k != "link_sums"}}
+    assert "link_sums" in spec["model"]
+    study, _ = studies.create_or_load(storage, "s", older, [])
+    assert "link_sums" not in study.user_attrs[studies.DEFINITION_ATTR]["model"]
+    _, created = studies.create_or_load(storage, "s", spec, [])
+    assert not created
+    changed = {**base, "model": {**base["model"], "link_sums": False}}
+    with pytest.raises(MlpfError, match="created with another model"):
+        studies.create_or_load(storage, "s", _spec(changed), [])
+
+
 def test_budget_counts_finished_trials_and_running_ones(tmp_path: Path) -> None:
     storage = studies.open_storage("", tmp_path)
     study = optuna.create_study(study_name="s", storage=storage)

@@ -129,12 +129,30 @@ def create_or_load(
     return study, False
 
 
+def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition with the settings added to the schema since it was written at their defaults: a
+    study made by an older version continues under a newer one as long as the new settings keep their
+    defaults. A section the current schema rejects stays as it was (and so differs)."""
+    current = dict(stored)
+    for name in ("model", "training", "dataset"):
+        if not isinstance(stored.get(name), dict):
+            continue
+        try:
+            filled = validate_section(name, stored[name], source=f"stored study definition ({name})")
+        except ConfigError:
+            continue
+        drop = NOT_IN_DEFINITION.get(name, ())
+        current[name] = {k: v for k, v in filled.items() if k not in drop}
+    return current
+
+
 def check_definition(study: optuna.Study, spec: dict[str, Any]) -> None:
     stored = study.user_attrs.get(DEFINITION_ATTR)
     if stored is None:
         raise MlpfError(
             f"study '{study.study_name}' was not created by mlpf hpo; take another hpo.study_name"
         )
+    stored = _with_new_defaults(stored)
     if _digest(stored) != _digest(spec):
         changed = sorted(k for k in set(stored) | set(spec) if _digest(stored.get(k)) != _digest(spec.get(k)))
         raise MlpfError(

@@ -159,8 +159,10 @@ def timing_command(wildcards, input, threads):
     """The timing-scaling measurement of the configured model (rule model_timing), without its --json."""
     model = shlex.quote(section_json("model"))
     if input.shards:  # hit level: N elements cut from the real held-out events (benchmarks/bench_hits.py)
+        # One thread: the CPU seconds of one thread are the per-core cost, which other jobs on the machine
+        # inflate little; with two, the threads' spin-waits count as CPU time and grow with the machine's load.
         return (
-            f"python {BENCH_HITS_SCRIPT} --skip-training --shards {' '.join(input.shards)} --threads {threads}"
+            f"python {BENCH_HITS_SCRIPT} --skip-training --shards {' '.join(input.shards)} --threads 1"
             f" --repeats 2 --sizes {' '.join(map(str, TIMING_SIZES))} --model-settings {model}"
         )
     return (

@@ -138,7 +138,9 @@ class MLPF(nn.Module):
             else None
         )
         self.link_sums = bool(s["link_sums"])
-        n_in = N_FEATURES + (n_calorimeter_features(self.link_sums) if self.calorimeter else 0)
+        # inputs computed from the 17 element features (the training records the count for the model card)
+        self.n_derived_inputs = n_calorimeter_features(self.link_sums) if self.calorimeter else 0
+        n_in = N_FEATURES + self.n_derived_inputs
         self.pf_reference = bool(s["pf_reference"]) and self.calorimeter is not None
         self.encode_id = TypeSplitEncoder(n_in, width, act, drop)
         self.encode_reg = TypeSplitEncoder(n_in, width, act, drop)

@@ -46,7 +46,6 @@ from mlpf.data.stream import StreamStats, TrainingData
 from mlpf.errors import MlpfError
 from mlpf.evaluate.jets import JetDefinition
 from mlpf.model.factory import build_model
-from mlpf.model.geometry import n_calorimeter_features
 from mlpf.model.losses import LOSS_TERMS, mlpf_loss
 from mlpf.model.targets import decode
 from mlpf.progress import progress_bar
@@ -647,11 +646,7 @@ def _write_outputs(setup: _Setup, state: _State) -> None:
         "model": setup.model_settings,
         "n_params": state.n_params,
         # inputs the model computes from the element features (the model card reports them without torch)
-        "n_derived_inputs": (
-            n_calorimeter_features(setup.model_settings["link_sums"])
-            if setup.model_settings["calorimeter_features"]
-            else 0
-        ),
+        "n_derived_inputs": state.model.n_derived_inputs,
         "training": setup.settings,
         "dataset": setup.dataset_settings,
         "validation_jets": dataclasses.asdict(setup.jets),

@@ -47,7 +47,9 @@ RETRIED_ATTR = "mlpf:retried"
 # Trial user attributes of a retry (shown in the trial table).
 RETRY_OF = "retry_of"
 RETRY_COUNT = "retry"
-# Training keys that do not change what a trial measures (trials use hpo.epochs, not training.epochs).
+# The config sections a study's definition holds, less the keys that do not change what a trial measures
+# (the model's name; trials use hpo.epochs, not training.epochs).
+DEFINITION_SECTIONS = ("model", "training", "dataset")
 NOT_IN_DEFINITION = {"model": ("name",), "training": ("epochs", "device", "checkpoint_every", "max_steps")}
 
 
@@ -86,10 +88,7 @@ def definition(
 ) -> dict[str, Any]:
     """What a study's trials measure; a study continues only under the same definition. `jets` is the
     evaluation.jets section the validation's jet metric uses (None: the schema's default)."""
-    sections = {}
-    for name in ("model", "training", "dataset"):
-        drop = NOT_IN_DEFINITION.get(name, ())
-        sections[name] = {k: v for k, v in base[name].items() if k not in drop}
+    sections = {name: _definition_section(name, base[name]) for name in DEFINITION_SECTIONS}
     return {
         "objective": hpo["objective"],
         "epochs": hpo["epochs"],
@@ -99,6 +98,12 @@ def definition(
         "jets": validate_section("evaluation", {"jets": jets or {}})["jets"],
         **sections,
     }
+
+
+def _definition_section(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A config section without the keys that do not change what a trial measures (NOT_IN_DEFINITION)."""
+    drop = NOT_IN_DEFINITION.get(name, ())
+    return {k: v for k, v in settings.items() if k not in drop}
 
 
 def _digest(value: Any) -> str:
@@ -134,15 +139,14 @@ def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
     study made by an older version continues under a newer one as long as the new settings keep their
     defaults. A section the current schema rejects stays as it was (and so differs)."""
     current = dict(stored)
-    for name in ("model", "training", "dataset"):
+    for name in DEFINITION_SECTIONS:
         if not isinstance(stored.get(name), dict):
             continue
         try:
             filled = validate_section(name, stored[name], source=f"stored study definition ({name})")
         except ConfigError:
             continue
-        drop = NOT_IN_DEFINITION.get(name, ())
-        current[name] = {k: v for k, v in filled.items() if k not in drop}
+        current[name] = _definition_section(name, filled)
     return current
 
 

@@ -107,10 +107,8 @@ def batch_point(shards: list[Path], settings: dict[str, Any], kind: str, what: s
     rss0 = None
     for i, indices in enumerate(plan):
         batch = collate([dataset[j] for j in indices])
-        if i == 1:
-            rss0 = (
-                _reset_peak_rss()
-            )  # after the warm-up batch: lazy initialisations are not the batches' cost
+        if i == 1:  # after the warm-up batch: lazy initialisations are not the batches' cost
+            rss0 = _reset_peak_rss()
         cpu, wall = _timed(lambda b=batch: step(b))
         if i:
             n_events = len(indices)

@@ -26,14 +26,21 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_parquet(tmp_path_factory.mktemp("export") / "a.parquet", 24, 3, n_min=10, n_max=90)
 
 
-# the hit-level configuration's model (config/hits.yaml) is GNN-LSH without the kernel-sum inputs
+# the kernel-sum inputs pairwise (the default), on the mesh (the hit-level configuration, config/hits.yaml) and
+# left out
 @pytest.mark.parametrize(
-    ("kind", "link_sums"), [("transformer", True), ("gnn_lsh", True), ("gnn_lsh", False)]
+    ("kind", "sums"),
+    [
+        ("transformer", {}),
+        ("gnn_lsh", {}),
+        ("gnn_lsh", {"link_sums_mesh": True}),
+        ("gnn_lsh", {"link_sums": False}),
+    ],
 )
 def test_onnx_matches_pytorch_on_batches_of_other_shapes(
-    kind: str, link_sums: bool, data: Path, tmp_path: Path
+    kind: str, sums: dict[str, bool], data: Path, tmp_path: Path
 ) -> None:
-    model_settings = {"type": kind, **MODEL, "link_sums": link_sums}
+    model_settings = {"type": kind, **MODEL, **sums}
     train([data], tmp_path, model_settings, {"epochs": 1, "batch_size": 8}, {}, seed=1, threads=1)
     onnx_path = tmp_path / "model.onnx"
     rc = main(["export", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--output", str(onnx_path)])

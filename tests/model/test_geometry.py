@@ -24,8 +24,6 @@ from mlpf.model.geometry import (
     N_CALORIMETER_FEATURES,
     N_LINK_FEATURES,
     N_PF_LINK_FEATURES,
-    X_CLUSTER_ECAL,
-    X_CLUSTER_HCAL,
     X_OMEGA,
     X_TAN_LAMBDA,
     X_Z0,
@@ -34,6 +32,7 @@ from mlpf.model.geometry import (
     link_features,
     n_calorimeter_features,
 )
+from mlpf.model.pf_links import X_CLUSTER_ECAL, X_CLUSTER_HCAL
 from mlpf.sim import constants as C
 from mlpf.sim.geometry import Helix
 

@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_TRACK, X_ENERGY, X_TYPE
+from mlpf.data.features import ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_TRACK, X_ENERGY, X_TYPE
+from mlpf.io.edm4hep.collections import SUBDETECTOR_ECAL, SUBDETECTOR_HCAL, SUBDETECTOR_OTHER
 from mlpf.model import pf_links
 from mlpf.model.pf_links import (
     LINK_MAX_DISTANCE,
     MIN_REFERENCE_FRACTION,
     X_CLUSTER_ECAL,
     X_CLUSTER_HCAL,
+    X_HIT_SUBDETECTOR,
+    ecal_hcal_energy,
     reference_log_ratio,
     track_cluster_links,
 )
@@ -82,3 +85,19 @@ def test_cluster_reference_is_the_neutral_excess() -> None:
     linked = torch.tensor([[4.0, 0.0, 12.0]])  # a shared cluster, an isolated one, one its tracks explain
     ratio = reference_log_ratio(X, torch.ones(1, 3, dtype=torch.bool), linked)
     torch.testing.assert_close(ratio[0], torch.log(torch.tensor([0.6, 1.0, MIN_REFERENCE_FRACTION])))
+
+
+def test_hits_give_their_energy_to_their_own_calorimeter() -> None:
+    """A hit row keeps its subdetector code and hit type where a cluster row has its ECAL and HCAL energies:
+    `ecal_hcal_energy` reads a hit's energy as ECAL or HCAL by its subdetector, a cluster's from its columns."""
+    X = torch.zeros(1, 5, 17)
+    X[0, :, X_TYPE] = torch.tensor(
+        [ELEM_TYPE_TRACK, ELEM_TYPE_CLUSTER, ELEM_TYPE_HIT, ELEM_TYPE_HIT, ELEM_TYPE_HIT]
+    )
+    X[0, :, X_ENERGY] = torch.tensor([10.0, 6.0, 0.5, 0.25, 2.0])
+    X[0, 1, X_CLUSTER_ECAL], X[0, 1, X_CLUSTER_HCAL] = 4.0, 2.0
+    X[0, 2:, X_HIT_SUBDETECTOR] = torch.tensor([SUBDETECTOR_ECAL, SUBDETECTOR_HCAL, SUBDETECTOR_OTHER])
+    X[0, 2:, X_CLUSTER_HCAL] = 20_101.0  # a hit's type code sits in the cluster's HCAL column
+    ecal, hcal = ecal_hcal_energy(X)
+    torch.testing.assert_close(ecal[0], torch.tensor([0.0, 4.0, 0.5, 0.0, 0.0]))
+    torch.testing.assert_close(hcal[0], torch.tensor([0.0, 2.0, 0.0, 0.25, 0.0]))

@@ -25,7 +25,8 @@ import torch
 from mlpf.config import schema_default
 from mlpf.data.features import TRACK_FEATURES
 from mlpf.model.cell_sums import GRID_ETA_MAX, cell_list_kernel_sums
-from mlpf.model.pf_links import N_PF_LINK_FEATURES, X_CLUSTER_ECAL, X_CLUSTER_HCAL, track_cluster_links
+from mlpf.model.mesh_sums import mesh_kernel_sums
+from mlpf.model.pf_links import N_PF_LINK_FEATURES, ecal_hcal_energy, track_cluster_links
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
 
 # Track columns of X used by the helix, and the cluster columns of its ECAL and HCAL energy.
@@ -132,6 +133,7 @@ def calorimeter_features(
     radius_mm: float = CALORIMETER_RADIUS_MM,
     half_length_mm: float = CALORIMETER_HALF_LENGTH_MM,
     link_sums: bool = True,
+    link_sums_mesh: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """([..., n_calorimeter_features(link_sums)] per element, [...] the momentum of the tracks linked to each
     cluster).
@@ -139,7 +141,8 @@ def calorimeter_features(
     The features: eta, sin phi, cos phi of the element's calorimeter point (tracks: extrapolated helix; clusters:
     their own position), sin/cos of the phi harmonics and eta frequencies, the kernel sums around it
     (`link_features`, left out with `link_sums=False`: their cost grows with the density of elements around
-    each one, so as N^2 when events get denser) and the particle-flow track-cluster link
+    each one, so as N^2 when events get denser, unless `link_sums_mesh` computes them on a mesh in linear time)
+    and the particle-flow track-cluster link
     (`mlpf.model.pf_links`). Zero on padding."""
     eta, phi = calorimeter_direction(X, radius_mm, half_length_mm)
     # Padding (and any element without a direction) at (0, 0): the exported atan2(0, 0) is NaN, torch's is 0,
@@ -157,7 +160,7 @@ def calorimeter_features(
             torch.cos(phi_k),
             torch.sin(eta_k),
             torch.cos(eta_k),
-            *([link_features(X, mask, eta, phi)] if link_sums else []),
+            *([link_features(X, mask, eta, phi, link_sums_mesh)] if link_sums else []),
             links.features.to(eta.dtype),
         ],
         dim=-1,
@@ -165,7 +168,9 @@ def calorimeter_features(
     return out * mask[..., None].to(out.dtype), links.linked_momentum.to(X.dtype)
 
 
-def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+def link_features(
+    X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, mesh: bool = False
+) -> torch.Tensor:
     """[..., N_LINK_FEATURES] kernel sums over the other elements near each element's calorimeter point.
 
     For each width in LINK_WIDTHS and each key type (tracks, clusters): log(1 + sum_j K_ij e_j) with e_j the
@@ -179,7 +184,9 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
     products of absolute coordinates: those cancel terms of ~1e4 and left the sums good to only 0.3 % in float32,
     enough for an exported model to drift from PyTorch. Pairs beyond LINK_CUTOFF are dropped, and partners are
     found through an (eta, phi) grid (compiled cell lists on CPUs), so nothing of size N x N is built
-    (docs/performance.md). No gradient flows: these are functions of the inputs alone.
+    (docs/performance.md). With `mesh` the sums come from an (eta, phi) mesh instead (mlpf.model.mesh_sums):
+    time linear in N, a close approximation of the pairwise sums. No gradient flows: these are functions of the
+    inputs alone.
     """
     dtype = X.dtype
     with torch.no_grad(), torch.autocast(X.device.type, enabled=False):
@@ -190,11 +197,12 @@ def link_features(X: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor, phi: t
         is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).float()
         # values [B, N, 6]: track momentum, track count, cluster energy, cluster count, cluster ECAL and HCAL
         # energy (X columns energy_ecal, energy_hcal of a cluster row)
-        ecal = X[..., X_CLUSTER_ECAL].clamp_min(0.0) * is_cluster
-        hcal = X[..., X_CLUSTER_HCAL].clamp_min(0.0) * is_cluster
+        ecal, hcal = (part * fmask for part in ecal_hcal_energy(X))
         values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster, ecal, hcal], -1)
         # [B, N, widths, values] without the element's own term (K_ii = 1)
-        if torch.onnx.is_in_onnx_export():
+        if mesh:
+            sums = mesh_kernel_sums(eta, phi, values, LINK_WIDTHS, LINK_CUTOFF, LINK_GRID_ETA_MAX)
+        elif torch.onnx.is_in_onnx_export():
             sums = _kernel_sums(eta, phi, values) - values[:, :, None, :]
         elif compiled_cell_lists(X.device):
             sums = cell_list_kernel_sums(eta, phi, values, mask, LINK_WIDTHS, LINK_CUTOFF, LINK_GRID_ETA_MAX)

@@ -138,6 +138,7 @@ class MLPF(nn.Module):
             else None
         )
         self.link_sums = bool(s["link_sums"])
+        self.link_sums_mesh = bool(s["link_sums_mesh"])
         # inputs computed from the 17 element features (the training records the count for the model card)
         self.n_derived_inputs = n_calorimeter_features(self.link_sums) if self.calorimeter else 0
         n_in = N_FEATURES + self.n_derived_inputs
@@ -163,7 +164,9 @@ class MLPF(nn.Module):
         # log(E_ref / E) of each cluster's particle-flow neutral excess (mlpf.model.pf_links); 0 without the inputs
         reference = torch.zeros_like(X[..., X_ENERGY])
         if self.calorimeter is not None:
-            features, linked_momentum = calorimeter_features(X, mask, *self.calorimeter, self.link_sums)
+            features, linked_momentum = calorimeter_features(
+                X, mask, *self.calorimeter, self.link_sums, self.link_sums_mesh
+            )
             Xn = torch.cat([Xn, features], dim=-1)
             if self.pf_reference:
                 reference = reference_log_ratio(X, mask, linked_momentum)

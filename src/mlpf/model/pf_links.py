@@ -21,10 +21,19 @@ from dataclasses import dataclass
 
 import torch
 
-from mlpf.data.features import CLUSTER_FEATURES, ELEM_TYPE_TRACK, X_ENERGY, X_TYPE
+from mlpf.data.features import (
+    CLUSTER_FEATURES,
+    ELEM_TYPE_HIT,
+    ELEM_TYPE_TRACK,
+    HIT_FEATURES,
+    X_ENERGY,
+    X_TYPE,
+)
+from mlpf.io.edm4hep.collections import SUBDETECTOR_ECAL, SUBDETECTOR_HCAL
 from mlpf.model.cell_sums import GRID_ETA_MAX, cell_list_nearest
 
 X_CLUSTER_ECAL, X_CLUSTER_HCAL = (CLUSTER_FEATURES.index(name) for name in ("energy_ecal", "energy_hcal"))
+X_HIT_SUBDETECTOR = HIT_FEATURES.index("subdetector")
 # A hadron shower's core in the HCAL is ~70 mm wide (PAPAS HCAL cluster size 10 cm) at 1.7-2.5 m from the beam,
 # 0.03-0.04 rad; with the shower's halo and the track's extrapolation error a track finds its cluster within
 # about twice that.
@@ -43,6 +52,21 @@ class TrackClusterLinks:
     linked_momentum: (
         torch.Tensor
     )  # [B, N]: per cluster the summed momentum of its linked tracks, 0 for tracks
+
+
+def ecal_hcal_energy(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([...], [...]) the ECAL and HCAL energy of each calorimeter element: a cluster's energy_ecal and
+    energy_hcal columns, a hit's energy in the calorimeter it belongs to (the same columns of a hit row hold its
+    subdetector code and hit type, not energies); 0 for tracks."""
+    energy = X[..., X_ENERGY].clamp_min(0.0)
+    is_hit = X[..., X_TYPE] == ELEM_TYPE_HIT
+    is_calorimeter = (X[..., X_TYPE] != ELEM_TYPE_TRACK).to(X.dtype)
+    subdetector = X[..., X_HIT_SUBDETECTOR]
+    parts = []
+    for column, code in ((X_CLUSTER_ECAL, SUBDETECTOR_ECAL), (X_CLUSTER_HCAL, SUBDETECTOR_HCAL)):
+        of_hit = energy * (subdetector == code).to(X.dtype)
+        parts.append(torch.where(is_hit, of_hit, X[..., column].clamp_min(0.0)) * is_calorimeter)
+    return parts[0], parts[1]
 
 
 def _nearest_by_tensors(
@@ -92,14 +116,15 @@ def track_cluster_links(
         n_linked = torch.zeros_like(momentum).scatter_add(1, partner, linked.float())
         link = linked.float()
 
-        def of_partner(column: int) -> torch.Tensor:
-            return torch.log1p(torch.gather(X[..., column].clamp_min(0.0), 1, partner)) * link
+        def of_partner(value: torch.Tensor) -> torch.Tensor:
+            return torch.log1p(torch.gather(value, 1, partner)) * link
 
+        ecal, hcal = ecal_hcal_energy(X)
         track = torch.stack(
             [
-                of_partner(X_ENERGY),
-                of_partner(X_CLUSTER_ECAL),
-                of_partner(X_CLUSTER_HCAL),
+                of_partner(X[..., X_ENERGY].clamp_min(0.0)),
+                of_partner(ecal),
+                of_partner(hcal),
                 link,
                 torch.sqrt(d2) / LINK_MAX_DISTANCE * link,
             ],

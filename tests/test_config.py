@@ -142,6 +142,10 @@ def test_config_readme_key_reference_is_current():
             {"evaluation": {"met_bins": [0, 10, 10, 20]}},
             "evaluation.met_bins: bin edges must be strictly increasing",
         ),
+        (
+            {"shards": {"train": 4, "train_per_sample": {"gun_kl": 2, "gun_n": 5}}},
+            "shards.train_per_sample: {'gun_n': 5} exceed train (4): those shards are the held-out ones",
+        ),
     ],
 )
 def test_cross_field_rules_are_part_of_validation(config, message):
@@ -149,7 +153,7 @@ def test_cross_field_rules_are_part_of_validation(config, message):
         validate_config(config, source="my.yaml")
     assert str(info.value).startswith(f"my.yaml: {message}")
     section = next(iter(config))
-    with pytest.raises(ConfigError, match="must be"):
+    with pytest.raises(ConfigError, match=r"must be|exceed"):
         validate_section(section, config[section], source="--settings")
 
 

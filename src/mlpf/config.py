@@ -109,7 +109,19 @@ def _increasing_edges(key: str) -> CrossFieldRule:
     return rule
 
 
+def _per_sample_shards_within_train(shards: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
+    """A sample's own training-shard count may not reach the held-out shards (shard indices from `train` on)."""
+    beyond = {sample: n for sample, n in shards["train_per_sample"].items() if n > shards["train"]}
+    if not beyond:
+        return None
+    return (
+        "train_per_sample",
+        "train",
+    ), f"{beyond} exceed train ({shards['train']}): those shards are the held-out ones"
+
+
 CROSS_FIELD_RULES: dict[str, tuple[CrossFieldRule, ...]] = {
+    "shards": (_per_sample_shards_within_train,),
     "fastsim": (_range_rule("gun_energy_min", "gun_energy_max"),),
     "key4hep": (_range_rule("gun_momentum_min", "gun_momentum_max"),),
     "model": (_heads_divide_width,),
@@ -203,12 +215,15 @@ def validate_section(name: str, settings: dict[str, Any] | None, source: str = "
 
 
 def _schema_node(schema: dict[str, Any], root: dict[str, Any], path: Sequence[str]) -> dict[str, Any] | None:
-    """The schema of the value at `path` (through `properties` and `$ref`), or None if it has none."""
+    """The schema of the value at `path` (through `properties`, a mapping's `additionalProperties` and `$ref`),
+    or None if it has none."""
     node: dict[str, Any] | None = schema
     for part in path:
         if node is not None and "$ref" in node:
             node = _resolve(node["$ref"], root)
-        node = (node or {}).get("properties", {}).get(part)
+        node = node or {}
+        extra = node.get("additionalProperties")
+        node = node.get("properties", {}).get(part, extra if isinstance(extra, dict) else None)
     if node is not None and "$ref" in node:
         node = _resolve(node["$ref"], root)
     return node

@@ -96,6 +96,26 @@ def test_bad_config_is_one_line(override, expected):
     assert "Traceback" not in result.stderr
 
 
+def test_a_sample_trains_on_its_own_number_of_shards():
+    # shards.train_per_sample: two files of the neutral-hadron gun beside three of ttbar, the held-out shard of
+    # each sample still the one after shards.train
+    result = snakemake(
+        "-n", "-p", "--cores", "1", "results/models/mlpf/checkpoint.pt", "--config",
+        "samples={train: [ttbar, gun_kl]}", "shards={train: 3, train_per_sample: {gun_kl: 2}}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    command = next(line for line in result.stdout.splitlines() if "mlpf train" in line)
+    files = re.findall(
+        r"results/datasets/fastsim/clusters/(\w+)/(\d+)\.parquet", command.split("--model-settings")[0]
+    )
+    assert sorted(files) == [("gun_kl", "0"), ("gun_kl", "1"), ("ttbar", "0"), ("ttbar", "1"), ("ttbar", "2")]
+    wrong = snakemake(
+        "-n", "--cores", "1", "--config", "samples={train: [ttbar]}", "shards={train_per_sample: {gun_kl: 1}}"
+    )
+    assert wrong.returncode != 0
+    assert "shards.train_per_sample: ['gun_kl'] not in samples.train" in wrong.stderr
+
+
 def test_a_nested_override_reaches_the_stage_with_the_schemas_types():
     # Snakemake hands nested values over as strings; the workflow reads them as the schema's numbers
     result = snakemake("-n", "-p", "--cores", "1", "--config", 'training={"epochs": 2, "batch_size": 4}')

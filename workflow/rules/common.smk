@@ -55,6 +55,12 @@ TRAIN_SAMPLES = config["samples"]["train"]
 EVAL_SAMPLES = config["samples"]["evaluate"]
 N_TRAIN_SHARDS = config["shards"]["train"]
 N_TEST_SHARDS = config["shards"]["test"]
+TRAIN_SHARDS_PER_SAMPLE = config["shards"]["train_per_sample"]
+if set(TRAIN_SHARDS_PER_SAMPLE) - set(TRAIN_SAMPLES):
+    sys.exit(
+        "Invalid configuration: shards.train_per_sample: "
+        f"{sorted(set(TRAIN_SHARDS_PER_SAMPLE) - set(TRAIN_SAMPLES))} not in samples.train {TRAIN_SAMPLES}"
+    )
 ALL_SAMPLES = sorted(set(TRAIN_SAMPLES) | set(EVAL_SAMPLES))
 TIMING_SIZES = config["evaluation"]["timing_sizes"]
 # The model benchmark scripts (also run by hand, see docs/performance.md) measure the timing-scaling figure:
@@ -120,9 +126,10 @@ def event_source_json():
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def training_shards():
-    """Shard indices used for training (and the validation split inside training)."""
-    return list(range(N_TRAIN_SHARDS))
+def training_shards(sample):
+    """Shard indices of `sample` used for training (and the validation split inside training): the first
+    shards.train, or its own count from shards.train_per_sample."""
+    return list(range(TRAIN_SHARDS_PER_SAMPLE.get(sample, N_TRAIN_SHARDS)))
 
 
 def test_shards():
@@ -131,9 +138,11 @@ def test_shards():
 
 
 def get_training_datasets(wildcards):
-    return expand(
-        f"{datasets_of(wildcards)}/{{sample}}/{{shard}}.parquet", sample=TRAIN_SAMPLES, shard=training_shards()
-    )
+    return [
+        f"{datasets_of(wildcards)}/{sample}/{shard}.parquet"
+        for sample in TRAIN_SAMPLES
+        for shard in training_shards(sample)
+    ]
 
 
 def get_test_datasets(wildcards):

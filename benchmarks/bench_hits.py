@@ -196,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--batches", type=int, default=3, help="batches timed per backbone (+1 warm-up)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(BACKBONES))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model-settings", default="{}", help="JSON overrides of the model section")
     parser.add_argument("--skip-training", action="store_true")
@@ -208,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _training(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    for kind in BACKBONES:
+    for kind in args.backbones:
         for what in ("infer", "train"):
             r = _in_subprocess(args, "--batch-point", kind, what)
             rows.append(r)
@@ -221,7 +222,7 @@ def _training(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _scaling(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in BACKBONES:
+    for kind in args.backbones:
         points = []
         for n in args.sizes:
             point = _in_subprocess(args, "--point", kind, str(n))
@@ -258,7 +259,7 @@ def main() -> int:
         out["events"] = _training(args)
     if not args.skip_scaling:
         out["scaling"] = _scaling(args)
-        out["results"] = [p for kind in BACKBONES for p in out["scaling"][kind]["points"]]
+        out["results"] = [p for kind in args.backbones for p in out["scaling"][kind]["points"]]
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

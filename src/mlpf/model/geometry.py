@@ -29,7 +29,7 @@ from mlpf.model.mesh_sums import mesh_kernel_sums
 from mlpf.model.pf_links import N_PF_LINK_FEATURES, ecal_hcal_energy, track_cluster_links
 from mlpf.model.targets import ELEMENT_TRACK, X_COS_PHI, X_ENERGY, X_ETA, X_SIN_PHI, X_TYPE
 
-# Track columns of X used by the helix, and the cluster columns of its ECAL and HCAL energy.
+# Track columns of X used by the helix.
 X_TAN_LAMBDA, X_OMEGA, X_Z0 = (TRACK_FEATURES.index(name) for name in ("tanLambda", "omega", "Z0"))
 
 # The ECAL front face the tracks are extrapolated to: the model section's defaults (CLIC_o3_v14, barrel inner
@@ -195,8 +195,8 @@ def link_features(
         energy = X[..., X_ENERGY].clamp_min(0.0) * fmask
         is_track = ((X[..., X_TYPE] == ELEMENT_TRACK) & mask).float()
         is_cluster = ((X[..., X_TYPE] != ELEMENT_TRACK) & mask).float()
-        # values [B, N, 6]: track momentum, track count, cluster energy, cluster count, cluster ECAL and HCAL
-        # energy (X columns energy_ecal, energy_hcal of a cluster row)
+        # values [B, N, 6]: track momentum, track count, calorimeter energy, calorimeter element count, its ECAL
+        # and HCAL energy (pf_links.ecal_hcal_energy: a cluster's columns, a hit's own calorimeter)
         ecal, hcal = (part * fmask for part in ecal_hcal_energy(X))
         values = torch.stack([energy * is_track, is_track, energy * is_cluster, is_cluster, ecal, hcal], -1)
         # [B, N, widths, values] without the element's own term (K_ii = 1)
